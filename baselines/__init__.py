@@ -1,0 +1,1 @@
+"""Baselines shipped with pytest-dbsec (YAML files beside this one)."""

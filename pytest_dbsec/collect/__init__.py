@@ -1,0 +1,257 @@
+"""Collection: read data sections from Databricks through the SDK into an Inventory.
+
+A *section* is a named unit of data (``tokens``, ``workspace_conf``, ``uc`` ...) read by one function
+in this package. Sections are fetched only when a selected control needs them, concurrently in a
+bounded thread pool, and each records the HTTP calls it made and, if it failed, why.
+
+This module holds the machinery (registry, runner, error mapping); the section functions live in
+``workspace.py`` and ``account.py``.
+"""
+
+from __future__ import annotations
+
+import time
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
+
+from databricks.sdk.errors import DatabricksError
+
+from .. import connect
+from ..connect import CallLog, ConnectError, Target
+from ..inventory import ACCOUNT, ERROR, OK, Inventory, Section, iso, utcnow
+
+
+@dataclass(frozen=True)
+class SectionSpec:
+    name: str
+    scope: str  # "workspace" | "account"
+    func: Callable[..., Any]  # (client, ctx) -> JSON-able data
+    needs: tuple[str, ...] = ()  # other sections of the same scope read by func via ctx.data(name)
+    title: str = ""
+
+
+SECTIONS: dict[str, SectionSpec] = {}
+
+
+def section(name: str, scope: str, needs: Iterable[str] = (), title: str = ""):
+    """Register a collector function for a data section."""
+
+    def register(func):
+        if name in SECTIONS:
+            raise ValueError(f"data section {name!r} registered twice")
+        SECTIONS[name] = SectionSpec(name, scope, func, tuple(needs), title or (func.__doc__ or "").strip())
+        return func
+
+    return register
+
+
+def section_scope(name: str) -> str:
+    _load_collectors()
+    if name not in SECTIONS:
+        raise KeyError(name)
+    return SECTIONS[name].scope
+
+
+def known_sections() -> dict[str, SectionSpec]:
+    _load_collectors()
+    return dict(SECTIONS)
+
+
+def _load_collectors() -> None:
+    from . import account, workspace  # noqa: F401  (registration side effect)
+
+
+# -- the one place where an SDK failure becomes a human reason ----------------------------------
+
+# What a credential needs for each API family, said when the API answers 403.
+_NEEDS = [
+    ("/api/2.0/accounts/", "account admin rights on the account"),
+    ("/api/2.0/token-management", "workspace admin rights (token management lists every user's tokens)"),
+    ("/api/2.0/workspace-conf", "workspace admin rights"),
+    ("/api/2.0/settings", "workspace admin rights"),
+    ("/api/2.0/ip-access-lists", "workspace admin rights"),
+    ("/api/2.0/permissions/authorization", "workspace admin rights"),
+    ("/api/2.0/permissions/", "CAN_MANAGE on the object, or workspace admin rights"),
+    ("/api/2.0/secrets/acls", "MANAGE on the secret scope, or workspace admin rights"),
+    ("/api/2.1/unity-catalog", "metastore admin rights or ownership/BROWSE on the securable"),
+]
+
+
+def describe_failure(exc: BaseException, last_call: dict | None, known_secrets: tuple[str, ...] = ()) -> str:
+    """Map an exception raised while reading a section to one line a security engineer can act on:
+    which endpoint, what status, and what permission is missing."""
+    cause = exc
+    prefix = ""
+    if isinstance(exc, TimeoutError):
+        cause = exc.__cause__ or exc
+        prefix = "gave up after retries: "
+    where = ""
+    if last_call:
+        where = f"{last_call['method']} {last_call['path']} -> {last_call['status']}: "
+    if isinstance(cause, ConnectError):
+        return connect.redact(str(cause), known_secrets)
+    if isinstance(cause, DatabricksError):
+        code = cause.error_code or type(cause).__name__
+        message = (str(cause).strip().splitlines() or [""])[0]
+        # the SDK appends its config (host, masked token) to auth errors; that is noise here
+        message = message.split(". Config:")[0].split(" Config:")[0]
+        text = f"{prefix}{where}{code}: {message}"
+        if type(cause).__name__ == "PermissionDenied" or code == "PERMISSION_DENIED":
+            path = last_call["path"] if last_call else ""
+            need = next((n for p, n in _NEEDS if path.startswith(p)), "more privileges")
+            text += f" (the credential needs {need})"
+        return connect.redact(text, known_secrets)
+    if isinstance(cause, OSError):
+        return connect.redact(f"{prefix}{where}cannot reach the host: {cause}", known_secrets)
+    return connect.redact(f"{prefix}{where}{type(cause).__name__}: {cause}", known_secrets)
+
+
+# -- running sections ----------------------------------------------------------------------------
+
+
+class Context:
+    """What a section function may use besides its client: the data of the sections it needs, and
+    a bounded fan-out for per-object calls."""
+
+    def __init__(self, runner: "Collector", scope: str, log: CallLog):
+        self._runner, self._scope, self._log = runner, scope, log
+
+    def data(self, name: str) -> Any:
+        sec = self._runner.inventory.scope(self._scope).section(name)
+        if sec.status != OK:
+            raise SectionDependencyError(name, sec.error or "not collected")
+        return sec.data
+
+    def fan_out(self, func: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
+        """Call func for each item concurrently (at most max_workers), in order; calls are recorded."""
+        items = list(items)
+        if len(items) <= 1 or self._runner.max_workers <= 1:
+            return [func(i) for i in items]
+        log = self._log
+
+        def run(item):
+            with _adopt(log):
+                return func(item)
+
+        with ThreadPoolExecutor(max_workers=min(self._runner.max_workers, len(items))) as pool:
+            return list(pool.map(run, items))
+
+
+class SectionDependencyError(Exception):
+    def __init__(self, name: str, reason: str):
+        super().__init__(f"needs section '{name}', which failed: {reason}")
+
+
+class _adopt:
+    """Make a worker thread record into its section's CallLog."""
+
+    def __init__(self, log: CallLog):
+        self.log = log
+
+    def __enter__(self):
+        self.prev = getattr(connect._recorder, "log", None)
+        connect._recorder.log = self.log
+
+    def __exit__(self, *exc):
+        connect._recorder.log = self.prev
+
+
+class Collector:
+    """Fills an Inventory on demand. ``ensure`` fetches what is missing, concurrently."""
+
+    def __init__(self, inventory: Inventory, targets: dict[str, Target], *, max_workers: int = 8,
+                 progress: Callable[[str], None] | None = None,
+                 client_factory: Callable[[Target], Any] | None = None):
+        _load_collectors()
+        self.inventory = inventory
+        self.targets = targets  # scope name ("account" or workspace name) -> Target
+        self.max_workers = max(1, max_workers)
+        self.progress = progress or (lambda msg: None)
+        self._client_factory = client_factory or _default_client
+        self._clients: dict[str, Any] = {}
+        self._client_errors: dict[str, ConnectError] = {}
+        self._lock = threading.Lock()
+        self._secrets = tuple(t.token for t in targets.values() if t.token)
+
+    def client(self, scope: str):
+        with self._lock:
+            if scope in self._client_errors:
+                raise self._client_errors[scope]
+            if scope not in self._clients:
+                try:
+                    self._clients[scope] = self._client_factory(self.targets[scope])
+                except ConnectError as e:
+                    self._client_errors[scope] = e
+                    raise
+            return self._clients[scope]
+
+    def ensure(self, wanted: Iterable[tuple[str, str]]) -> None:
+        """Collect each (scope, section) not yet in the inventory, dependencies first."""
+        todo = self._closure(wanted)
+        if not todo:
+            return
+        started = time.monotonic()
+        # dependency depth decides the wave: a section runs after everything it needs
+        waves: dict[int, list[tuple[str, str]]] = {}
+        for key in todo:
+            waves.setdefault(self._depth(key[1]), []).append(key)
+        total, done = len(todo), 0
+        with ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="dbsec") as pool:
+            for depth in sorted(waves):
+                for sec in pool.map(lambda k: self._collect_one(*k), sorted(waves[depth])):
+                    done += 1
+                    scope, name = sec
+                    s = self.inventory.scope(scope).section(name)
+                    status = "ok" if s.status == OK else f"ERROR: {s.error}"
+                    self.progress(f"[{done}/{total}] {scope}/{name}: {status} "
+                                  f"({len(s.calls)} calls, {s.elapsed_s:.1f}s)")
+        calls = sum(len(self.inventory.scope(sc).section(n).calls) for sc, n in todo)
+        self.progress(f"collected {total} sections, {calls} calls in {time.monotonic() - started:.1f}s")
+
+    def _closure(self, wanted: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+        out: set[tuple[str, str]] = set()
+        stack = list(wanted)
+        while stack:
+            scope, name = stack.pop()
+            if (scope, name) in out or name not in SECTIONS:
+                continue
+            if self.inventory.scope(scope).section(name).status != "absent":
+                continue
+            out.add((scope, name))
+            stack.extend((scope, dep) for dep in SECTIONS[name].needs)
+        return out
+
+    def _depth(self, name: str, seen: tuple = ()) -> int:
+        needs = SECTIONS[name].needs
+        if name in seen:
+            raise ValueError(f"data sections depend on each other in a cycle: {seen + (name,)}")
+        return 0 if not needs else 1 + max(self._depth(n, seen + (name,)) for n in needs)
+
+    def _collect_one(self, scope: str, name: str) -> tuple[str, str]:
+        spec = SECTIONS[name]
+        sec = Section(name=name, collected_at=iso(utcnow()))
+        started = time.monotonic()
+        with CallLog() as log:
+            try:
+                client = self.client(scope)
+                sec.data = spec.func(client, Context(self, scope, log))
+                sec.status = OK
+            except Exception as e:  # noqa: BLE001 -- fail closed: every failure becomes a reason
+                sec.status = ERROR
+                sec.data = None
+                if isinstance(e, SectionDependencyError):
+                    sec.error = str(e)
+                else:
+                    sec.error = describe_failure(e, log.last, self._secrets)
+        sec.calls = list(log.calls)
+        sec.elapsed_s = time.monotonic() - started
+        self.inventory.put(scope, sec)
+        return scope, name
+
+
+def _default_client(target: Target):
+    if target.kind == "account" or target.name == ACCOUNT:
+        return connect.account_client(target)
+    return connect.workspace_client(target)

@@ -1,0 +1,596 @@
+"""The pytest plugin: options, markers, fixtures and session hooks.
+
+This is the only module that knows pytest's hooks. The flow of one run:
+
+1. ``pytest_configure``: read options, decide the targets (profile / host / environment / demo
+   emulator / replayed snapshot), load the baseline; bad input is a UsageError (exit code 4).
+   When active, the built-in controls (``pytest_dbsec.checks``) are added to the collection.
+2. Collection: every ``dbsec``-marked test is validated (bad metadata is a collection error) and
+   parametrized per workspace (or once for the account).
+3. Before the first test: preflight each live target (bounded in time), then collect the data
+   sections the selected controls declare, concurrently, with progress on stderr.
+4. Each control: setup ERRORs if a section it needs could not be read; otherwise it runs against
+   the inventory and fails if it recorded findings.
+5. ``pytest_sessionfinish``: findings and the snapshot are written, marked incomplete if any data
+   was missing.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from . import __version__
+from .baseline import Baseline, BaselineError
+from .collect import Collector, known_sections
+from .connect import ConnectError, Target, preflight
+from .findings import (ERROR, FAILED, PASSED, SKIPPED, Control, ControlDefinitionError, FindingRecorder,
+                       Outcome)
+from .inventory import ACCOUNT, ERROR as SECTION_ERROR, OK, Inventory, Scope, SectionUnavailable, SnapshotError, \
+    iso, parse_iso, utcnow
+from .report import RunReport, write_reports
+
+RUN_KEY = pytest.StashKey["DbsecRun"]()
+CONTROL_KEY = pytest.StashKey[Control]()
+RECORDER_KEY = pytest.StashKey[FindingRecorder]()
+
+# The demo tenant's auditing identity: a workspace admin in each workspace and an account admin.
+DEMO_AUDITOR = "dbsec-auditor"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("dbsec", "Databricks security compliance (pytest-dbsec)")
+    group.addoption("--databricks-profile", metavar="NAME",
+                    help="~/.databrickscfg profile of the workspace to audit (resolved by the SDK)")
+    group.addoption("--databricks-host", metavar="URL",
+                    help="workspace URL to audit; credentials from the environment (DATABRICKS_TOKEN, ...)")
+    group.addoption("--databricks-account-profile", metavar="NAME",
+                    help="~/.databrickscfg profile for account-level APIs (needs account_id)")
+    group.addoption("--dbsec", action="store_true",
+                    help="audit the workspace configured by DATABRICKS_* environment variables / default profile")
+    group.addoption("--dbsec-demo", action="store_true",
+                    help="audit the embedded demo workspaces (starts the Databricks emulator in-process)")
+    group.addoption("--dbsec-replay", metavar="FILE",
+                    help="evaluate a saved snapshot offline: no network")
+    group.addoption("--dbsec-snapshot-out", metavar="FILE",
+                    help="save what was collected as a snapshot (gzip if FILE ends in .gz)")
+    group.addoption("--dbsec-report-dir", metavar="DIR", help="where reports go (default: reports/)")
+    group.addoption("--dbsec-max-workers", metavar="N", type=int,
+                    help="concurrent API calls during collection (default: 8)")
+    group.addoption("--dbsec-baseline", metavar="NAME|PATH",
+                    help="baseline of thresholds and allowlists (default: the shipped 'default')")
+    parser.addini("dbsec_report_dir", "where pytest-dbsec writes reports", default="reports")
+    parser.addini("dbsec_max_workers", "concurrent API calls during collection", default="8")
+    parser.addini("dbsec_baseline", "baseline name or path", default="default")
+    parser.addini("databricks_profile", "default --databricks-profile", default="")
+    parser.addini("databricks_account_profile", "default --databricks-account-profile", default="")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "dbsec(id, title, severity, scope, sections, refs, rationale, remediation): "
+        "declares a Databricks security control (see pytest_dbsec.findings)",
+    )
+    if not hasattr(config, "workerinput") and _is_active(config):
+        run = DbsecRun.from_config(config)
+        config.stash[RUN_KEY] = run
+        config.add_cleanup(run.close)
+        # the built-in suite ships in the wheel; collect it beside whatever the user asked for
+        config.args.append(str(builtin_checks_dir()))
+
+
+def _opt(config: pytest.Config, name: str, ini: str | None = None) -> Any:
+    value = config.getoption(name)
+    if value in (None, "", False) and ini:
+        value = config.getini(ini) or None
+    return value
+
+
+def _is_active(config: pytest.Config) -> bool:
+    return any(_opt(config, n, i) for n, i in (
+        ("databricks_profile", "databricks_profile"), ("databricks_host", None),
+        ("databricks_account_profile", "databricks_account_profile"), ("dbsec", None),
+        ("dbsec_demo", None), ("dbsec_replay", None)))
+
+
+def builtin_checks_dir() -> Path:
+    import pytest_dbsec.checks as checks
+
+    return Path(checks.__file__).parent
+
+
+class DbsecRun:
+    """Everything one pytest-dbsec run knows: targets, inventory, baseline, outcomes."""
+
+    def __init__(self, config: pytest.Config):
+        self.config = config
+        self.targets: dict[str, Target] = {}  # scope name -> Target
+        self.workspace_names: list[str] = []
+        self.inventory = Inventory()
+        self.collector: Collector | None = None
+        self.replay: Path | None = None
+        self.emulator = None
+        self.outcomes: list[Outcome] = []
+        self.started = utcnow()
+        self.interrupted = False
+        self.aborted = False  # a usage error stopped the run before any control ran
+        self.source = "live"
+
+    # -- set-up from options --------------------------------------------------------------------
+
+    @classmethod
+    def from_config(cls, config: pytest.Config) -> "DbsecRun":
+        run = cls(config)
+        profile = _opt(config, "databricks_profile", "databricks_profile")
+        host = config.getoption("databricks_host")
+        account_profile = _opt(config, "databricks_account_profile", "databricks_account_profile")
+        demo = config.getoption("dbsec_demo")
+        replay = config.getoption("dbsec_replay")
+        from_env = config.getoption("dbsec")
+
+        if replay and (demo or profile or host or account_profile or from_env):
+            raise pytest.UsageError("--dbsec-replay evaluates a saved snapshot offline; it cannot be combined "
+                                    "with --dbsec-demo, --dbsec, --databricks-profile/-host/-account-profile")
+        if demo and (profile or host or account_profile or from_env):
+            raise pytest.UsageError("--dbsec-demo audits the embedded demo tenant; it cannot be combined with "
+                                    "--dbsec, --databricks-profile, --databricks-host or --databricks-account-profile")
+        if profile and host:
+            raise pytest.UsageError("give either --databricks-profile or --databricks-host, not both")
+        workers = config.getoption("dbsec_max_workers")
+        if workers is None:
+            try:
+                workers = int(config.getini("dbsec_max_workers"))
+            except ValueError:
+                raise pytest.UsageError(f"ini option dbsec_max_workers: not a whole number: "
+                                        f"{config.getini('dbsec_max_workers')!r}") from None
+        if workers < 1 or workers > 256:
+            raise pytest.UsageError(f"--dbsec-max-workers: must be between 1 and 256, got {workers}")
+        run.max_workers = workers
+        run.report_dir = Path(_opt(config, "dbsec_report_dir", "dbsec_report_dir") or "reports")
+        snapshot_out = config.getoption("dbsec_snapshot_out")
+        run.snapshot_out = Path(snapshot_out) if snapshot_out else None
+        if run.snapshot_out and run.snapshot_out.is_dir():
+            raise pytest.UsageError(f"--dbsec-snapshot-out {run.snapshot_out}: is a directory; give a file name")
+        try:
+            run.baseline = Baseline.load(_opt(config, "dbsec_baseline", "dbsec_baseline") or "default")
+        except BaselineError as e:
+            raise pytest.UsageError(f"baseline: {e}") from None
+
+        if replay:
+            run._setup_replay(Path(replay))
+        elif demo:
+            run._setup_demo()
+        else:
+            if profile or host or from_env:
+                name = profile or _host_name(host or os.environ.get("DATABRICKS_HOST", "")) or "default"
+                run.targets[name] = Target(name=name, profile=profile, host=host)
+                run.workspace_names.append(name)
+            if account_profile:
+                run.targets[ACCOUNT] = Target(name=ACCOUNT, kind="account", profile=account_profile)
+        if run.replay is None:
+            run.inventory.account = Scope(ACCOUNT, "account", host=None) if ACCOUNT in run.targets else None
+            for name in run.workspace_names:
+                t = run.targets[name]
+                run.inventory.workspaces[name] = Scope(name, "workspace", id=t.workspace_id, host=t.host)
+            run.inventory.meta.update(run._meta())
+            run.collector = Collector(run.inventory, run.targets, max_workers=workers, progress=run.progress)
+        return run
+
+    def _setup_replay(self, path: Path) -> None:
+        try:
+            self.inventory = Inventory.load(path)
+        except SnapshotError as e:
+            raise pytest.UsageError(f"--dbsec-replay: {e}") from None
+        self.replay = path
+        self.source = "replay"
+        self.workspace_names = list(self.inventory.workspaces)
+
+    def _setup_demo(self) -> None:
+        from .emulator import DEMO_TENANT, Emulator
+
+        self.emulator = Emulator(DEMO_TENANT).start()
+        self.source = "demo"
+        emu = self.emulator
+        for ws in emu.workspaces:
+            self.targets[ws["name"]] = Target(name=ws["name"], host=ws["url"], workspace_id=ws["id"],
+                                              token=emu.token_for(DEMO_AUDITOR, ws["name"]))
+            self.workspace_names.append(ws["name"])
+        self.targets[ACCOUNT] = Target(name=ACCOUNT, kind="account", host=emu.account_url,
+                                       account_id=emu.account_id, token=emu.token_for(DEMO_AUDITOR))
+
+    def _meta(self) -> dict:
+        import databricks.sdk.version as sdk_version
+
+        return {
+            "tool": "pytest-dbsec",
+            "tool_version": __version__,
+            "sdk_version": sdk_version.__version__,
+            "source": self.source,
+            "started": iso(self.started),
+            "targets": {n: {"kind": t.kind, "host": t.host, "profile": t.profile}
+                        for n, t in self.targets.items()},
+        }
+
+    def close(self) -> None:
+        if self.emulator is not None:
+            self.emulator.stop()
+            self.emulator = None
+
+    # -- data ----------------------------------------------------------------------------------
+
+    def progress(self, message: str) -> None:
+        """Progress goes to stderr, past pytest's capture, so stdout stays data."""
+        if self.config.getoption("verbose") < -1:
+            return
+        capman = self.config.pluginmanager.getplugin("capturemanager")
+        if capman is not None:
+            with capman.global_and_fixture_disabled():
+                sys.stderr.write(f"dbsec: {message}\n")
+                sys.stderr.flush()
+        else:
+            sys.stderr.write(f"dbsec: {message}\n")
+
+    def scope_names_for(self, control: Control) -> list[str]:
+        return [ACCOUNT] if control.scope == "account" else list(self.workspace_names)
+
+    def prepare(self, items: list[pytest.Item]) -> None:
+        """Preflight the live targets and collect every section the selected controls declare."""
+        if self.collector is None:
+            return
+        needed: set[tuple[str, str]] = set()
+        for item in items:
+            control = item.stash.get(CONTROL_KEY, None)
+            target = _target_of(item)
+            if control is None or target is None or not self._has_scope(target):
+                continue
+            needed.update((target, s) for s in control.sections)
+        if not needed:
+            return
+        for scope in sorted({s for s, _ in needed}):
+            target = self.targets[scope]
+            started = time.monotonic()
+            try:
+                who = preflight(target)
+            except ConnectError as e:
+                self.aborted = True
+                raise pytest.UsageError(f"cannot connect: {e}") from None
+            self.progress(f"connected to {target.describe()} as {who} ({time.monotonic() - started:.1f}s)")
+        self.collector.ensure(sorted(needed))
+
+    def _has_scope(self, name: str) -> bool:
+        return name == ACCOUNT and self.inventory.account is not None or name in self.inventory.workspaces
+
+    def require(self, target: str, sections: tuple[str, ...]) -> None:
+        """Raise SectionUnavailable unless every section is readable for this target (fail closed)."""
+        if not self._has_scope(target):
+            reason = ("no account credentials: pass --databricks-account-profile" if target == ACCOUNT
+                      else f"workspace {target!r} is not part of this run")
+            if self.replay is not None:
+                reason = f"the snapshot {self.replay} has no {target!r} scope"
+            raise SectionUnavailable(target, sections[0], reason)
+        if self.collector is not None:
+            self.collector.ensure((target, s) for s in sections)
+        scope = self.inventory.scope(target)
+        for name in sections:
+            sec = scope.section(name)
+            if sec.status == OK:
+                continue
+            if sec.status == SECTION_ERROR:
+                raise SectionUnavailable(target, name, sec.error or "unknown error")
+            reason = "not collected"
+            if self.replay is not None:
+                reason = f"not in the snapshot {self.replay} (the run that saved it did not collect it)"
+            raise SectionUnavailable(target, name, reason)
+
+    @property
+    def complete(self) -> bool:
+        return (self.inventory.complete and not self.interrupted
+                and not any(o.outcome == ERROR for o in self.outcomes))
+
+
+def _host_name(host: str) -> str:
+    from urllib.parse import urlparse
+
+    netloc = urlparse(host if "://" in host else f"https://{host}").netloc
+    return netloc.split(".")[0] if netloc else ""
+
+
+def _target_of(item: pytest.Item) -> str | None:
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and "workspace" in callspec.params:
+        return callspec.params["workspace"]
+    control = item.stash.get(CONTROL_KEY, None)
+    if control is not None and control.scope == "account":
+        return ACCOUNT
+    return None
+
+
+def _run(config: pytest.Config) -> DbsecRun | None:
+    return config.stash.get(RUN_KEY, None)
+
+
+# -- collection --------------------------------------------------------------------------------
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector):
+    """Collect the built-in controls: plain modules (``tokens.py``) in the shipped checks package."""
+    if _run(parent.config) is None or file_path.suffix != ".py" or file_path.name == "__init__.py":
+        return None
+    if file_path.parent == builtin_checks_dir():
+        return pytest.Module.from_parent(parent, path=file_path)
+    return None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object):
+    result = yield
+    marks = [m for m in getattr(obj, "pytestmark", []) if getattr(m, "name", None) == "dbsec"]
+    in_builtin = getattr(collector, "path", None) is not None and Path(collector.path).parent == builtin_checks_dir()
+    if not callable(obj) or not name.startswith("test"):
+        return result
+    if not marks:
+        if in_builtin:
+            raise ControlDefinitionError(f"{collector.path.name}::{name}: a built-in check must declare its "
+                                         f"control with @pytest.mark.dbsec(...)")
+        return result
+    control = Control.from_marker(marks[0].kwargs, f"{collector.path.name}::{name}", set(known_sections()))
+    expected = "test_" + control.id.replace("-", "_").lower()
+    if not name.lower().startswith(expected):
+        raise ControlDefinitionError(f"{collector.path.name}::{name}: the test of control {control.id} must be "
+                                     f"named {expected}_... (one name everywhere: ID, function, report)")
+    items = result if isinstance(result, list) else [result] if result is not None else []
+    for item in items:
+        if isinstance(item, pytest.Item):
+            item.stash[CONTROL_KEY] = control
+    return result
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    # parametrized functions are created after makeitem; carry the control over
+    if CONTROL_KEY not in item.stash:
+        mark = item.get_closest_marker("dbsec")
+        if mark is not None:
+            item.stash[CONTROL_KEY] = Control.from_marker(mark.kwargs, item.nodeid, set(known_sections()))
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    run = _run(metafunc.config)
+    if run is None or "workspace" not in metafunc.fixturenames:
+        return
+    mark = metafunc.definition.get_closest_marker("dbsec")
+    if mark is not None and mark.kwargs.get("scope") == "account":
+        return
+    metafunc.parametrize("workspace", run.workspace_names, indirect=True, ids=run.workspace_names)
+
+
+# -- running -----------------------------------------------------------------------------------
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtestloop(session: pytest.Session):
+    run = _run(session.config)
+    if run is not None and not session.config.option.collectonly and session.items:
+        run.prepare(session.items)
+    return (yield)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    run = _run(item.config)
+    control = item.stash.get(CONTROL_KEY, None)
+    if run is None or control is None:
+        return
+    target = _target_of(item)
+    if target is not None:
+        run.require(target, control.sections)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    result = yield
+    recorder = item.stash.get(RECORDER_KEY, None)
+    if recorder is not None and recorder.items:
+        pytest.fail(recorder.failure_message(), pytrace=False)
+    return result
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    report = yield
+    run = _run(item.config)
+    control = item.stash.get(CONTROL_KEY, None)
+    if run is None or control is None:
+        return report
+    target = _target_of(item) or "?"
+    outcome: str | None = None
+    reason = None
+    findings: list = []
+    if call.when == "setup" and report.outcome != "passed":
+        outcome = SKIPPED if report.skipped else ERROR
+        reason = _reason(call, report)
+    elif call.when == "call":
+        recorder = item.stash.get(RECORDER_KEY, None)
+        findings = list(recorder.items) if recorder is not None else []
+        if report.passed:
+            outcome = PASSED
+        elif report.skipped:
+            outcome, reason = SKIPPED, _reason(call, report)
+        elif findings and call.excinfo is not None and call.excinfo.errisinstance(pytest.fail.Exception):
+            outcome = FAILED
+        else:
+            # the control itself broke (a bug, unexpected data): that is not a compliance verdict
+            outcome, reason = ERROR, _reason(call, report)
+    if outcome is not None:
+        run.outcomes.append(Outcome(control=control, target=target, nodeid=item.nodeid, outcome=outcome,
+                                    findings=findings, reason=reason, duration_s=report.duration))
+    return report
+
+
+def _reason(call: pytest.CallInfo, report) -> str:
+    if call.excinfo is None:
+        return str(report.longrepr)[:500] if report.longrepr else ""
+    exc = call.excinfo.value
+    if isinstance(exc, SectionUnavailable):
+        return str(exc)
+    if report.skipped and isinstance(report.longrepr, tuple):
+        return str(report.longrepr[2])
+    return f"{type(exc).__name__}: {exc}"[:500]
+
+
+def pytest_keyboard_interrupt(excinfo) -> None:
+    # the run is partial; reports still get written, marked incomplete
+    pass
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    run = _run(session.config)
+    if run is None or run.aborted or exitstatus == pytest.ExitCode.USAGE_ERROR:
+        return  # bad input: nothing half-written
+    if session.config.option.collectonly:
+        return
+    run.interrupted = exitstatus == pytest.ExitCode.INTERRUPTED or bool(session.shouldstop)
+    finished = utcnow()
+    run.inventory.meta.setdefault("finished", iso(finished))
+    if run.snapshot_out is not None and run.replay is None:
+        path = run.inventory.save(run.snapshot_out)
+        run.progress(f"snapshot written to {path}")
+    report = RunReport(
+        meta={**run._meta(), **({"snapshot": run.inventory.meta} if run.replay is not None else {}),
+              "finished": iso(finished), "baseline": {"name": run.baseline.name, "sha256": run.baseline.sha256}},
+        outcomes=run.outcomes,
+        complete=run.complete,
+        data_errors=run.inventory.errors,
+    )
+    paths = write_reports(report, run.report_dir)
+    run.written = paths
+    run.progress(f"reports written to {run.report_dir}{'' if report.complete else ' (INCOMPLETE run)'}")
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    run = _run(config)
+    if run is None or not run.outcomes:
+        return
+    counts: dict[str, int] = {}
+    for o in run.outcomes:
+        counts[o.outcome] = counts.get(o.outcome, 0) + 1
+    tr = terminalreporter
+    tr.section("dbsec compliance summary")
+    tr.line(", ".join(f"{n} {k}" for k, n in sorted(counts.items())) + f" ({len(run.outcomes)} control runs)")
+    by_sev: dict[str, int] = {}
+    for o in run.outcomes:
+        if o.outcome == FAILED:
+            by_sev[o.control.severity] = by_sev.get(o.control.severity, 0) + 1
+    if by_sev:
+        from .findings import SEVERITIES
+
+        tr.line("failed by severity: " + ", ".join(f"{s} {by_sev[s]}" for s in SEVERITIES if s in by_sev))
+    if not run.complete:
+        tr.line("INCOMPLETE: some data could not be read; see the errors above and in findings.json", red=True)
+
+
+# -- fixtures ----------------------------------------------------------------------------------
+
+
+class ScopeView:
+    """What a control sees of one workspace (or the account): the sections it declared, read-only."""
+
+    def __init__(self, run: DbsecRun, name: str, control: Control | None):
+        self._run, self.name, self._control = run, name, control
+        scope = run.inventory.scope(name)
+        self.kind = scope.kind
+        self.id = scope.id
+        self.host = scope.host
+
+    def data(self, section: str) -> Any:
+        if self._control is not None and section not in self._control.sections:
+            raise ControlDefinitionError(f"control {self._control.id} reads data section {section!r} but does not "
+                                         f"declare it in its marker's sections=")
+        self._run.require(self.name, (section,))
+        return self._run.inventory.scope(self.name).section(section).data
+
+    @property
+    def now(self):
+        """The time the data was read: controls judge ages against it, so a replay gives the same result."""
+        scope = self._run.inventory.scope(self.name)
+        sections = self._control.sections if self._control else tuple(scope.sections)
+        times = [scope.section(s).collected_at for s in sections if scope.section(s).collected_at]
+        return parse_iso(min(times)) if times else utcnow()
+
+
+def _require_run(request: pytest.FixtureRequest) -> DbsecRun:
+    run = _run(request.config)
+    if run is None:
+        raise pytest.UsageError("no Databricks target: run with --dbsec-demo, --databricks-profile NAME, "
+                                "--databricks-host URL, --dbsec or --dbsec-replay FILE")
+    return run
+
+
+@pytest.fixture
+def workspace(request: pytest.FixtureRequest) -> ScopeView:
+    """The workspace a control is judged on (the test is parametrized over every audited workspace)."""
+    run = _require_run(request)
+    name = getattr(request, "param", None)
+    if name is None:
+        raise pytest.UsageError("the 'workspace' fixture is only available to workspace-scoped dbsec controls")
+    return ScopeView(run, name, request.node.stash.get(CONTROL_KEY, None))
+
+
+@pytest.fixture
+def account(request: pytest.FixtureRequest) -> ScopeView:
+    """The account a control is judged on."""
+    run = _require_run(request)
+    run.require(ACCOUNT, ())
+    return ScopeView(run, ACCOUNT, request.node.stash.get(CONTROL_KEY, None))
+
+
+@pytest.fixture
+def findings(request: pytest.FixtureRequest) -> FindingRecorder:
+    """Record what a control found: ``findings.fail(resource_type=..., resource_id=..., seen=..., expected=...)``."""
+    control = request.node.stash.get(CONTROL_KEY, None)
+    if control is None:
+        raise pytest.UsageError("the 'findings' fixture is only available to tests marked @pytest.mark.dbsec")
+    recorder = FindingRecorder(control, _target_of(request.node) or "?")
+    request.node.stash[RECORDER_KEY] = recorder
+    return recorder
+
+
+@pytest.fixture(scope="session")
+def baseline(request: pytest.FixtureRequest) -> Baseline:
+    """The baseline (thresholds, allowlists) of this run."""
+    return _require_run(request).baseline
+
+
+@pytest.fixture(scope="session")
+def dbsec_inventory(request: pytest.FixtureRequest) -> Inventory:
+    """The whole inventory of this run (sections appear as controls need them)."""
+    return _require_run(request).inventory
+
+
+@pytest.fixture
+def databricks_emulator():
+    """Start Databricks REST emulators for a test, moto-style::
+
+        def test_my_check(databricks_emulator):
+            emu = databricks_emulator("tenant.yaml")   # or a dict, or nothing for the demo tenant
+            w = WorkspaceClient(host=emu.workspace_url("prod"), token=emu.token_for("me@x.com", "prod"))
+
+    Every emulator started through the factory is stopped when the test ends.
+    """
+    from .emulator import DEMO_TENANT, Emulator
+
+    started = []
+
+    def start(tenant: Any = None, **kwargs):
+        emu = Emulator(tenant if tenant is not None else DEMO_TENANT, **kwargs).start()
+        started.append(emu)
+        return emu
+
+    yield start
+    for emu in started:
+        emu.stop()
