@@ -1,12 +1,12 @@
 """Repository-level pytest configuration (not shipped).
 
-Our own tests live in tests/ and drive the plugin through pytester. When the suite is run against a
-workspace from this checkout (`pytest --dbsec-demo`), tests/ is not part of it unless named.
+Our own tests live in tests/ and drive the plugin through pytester (enabled in pyproject.toml). When
+the suite is run against a workspace from this checkout (`pytest --dbsec-demo`), tests/ is not part of
+it unless named. (With an editable install this file is also seen by runs elsewhere, because the
+shipped checks live below it: keep it free of anything but this hook.)
 """
 
 from pathlib import Path
-
-pytest_plugins = ["pytester"]
 
 _TESTS = Path(__file__).parent / "tests"
 

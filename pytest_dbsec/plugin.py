@@ -17,6 +17,7 @@ This is the only module that knows pytest's hooks. The flow of one run:
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import time
@@ -99,6 +100,7 @@ def _is_active(config: pytest.Config) -> bool:
         ("dbsec_demo", None), ("dbsec_replay", None)))
 
 
+@functools.cache
 def builtin_checks_dir() -> Path:
     import pytest_dbsec.checks as checks
 
@@ -121,6 +123,11 @@ class DbsecRun:
         self.interrupted = False
         self.aborted = False  # a usage error stopped the run before any control ran
         self.source = "live"
+        self.max_workers = 8
+        self.report_dir = Path("reports")
+        self.snapshot_out: Path | None = None
+        self.baseline: Baseline | None = None
+        self.written: list[Path] = []
 
     # -- set-up from options --------------------------------------------------------------------
 
@@ -441,11 +448,6 @@ def _reason(call: pytest.CallInfo, report) -> str:
     if report.skipped and isinstance(report.longrepr, tuple):
         return str(report.longrepr[2])
     return f"{type(exc).__name__}: {exc}"[:500]
-
-
-def pytest_keyboard_interrupt(excinfo) -> None:
-    # the run is partial; reports still get written, marked incomplete
-    pass
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -1,0 +1,54 @@
+"""Shared fixtures for our own tests: a clean environment, emulator tenants, SDK profiles."""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+TENANTS = Path(__file__).parent / "tenants"
+
+
+@pytest.fixture(autouse=True)
+def clean_databricks_env(monkeypatch, tmp_path):
+    """Nothing from the developer's own Databricks setup may leak into a test."""
+    for name in list(os.environ):
+        if name.startswith(("DATABRICKS_", "ARM_")) or name == "GOOGLE_CREDENTIALS":
+            monkeypatch.delenv(name)
+    # the SDK falls back to ~/.databrickscfg; point it at an empty file
+    empty = tmp_path / "empty.databrickscfg"
+    empty.write_text("")
+    monkeypatch.setenv("DATABRICKS_CONFIG_FILE", str(empty))
+
+
+@pytest.fixture
+def tenant():
+    """A fresh copy of a test tenant by name: ``tenant("tokens")``."""
+
+    def load(name: str) -> dict:
+        return copy.deepcopy(yaml.safe_load((TENANTS / f"{name}.yaml").read_text()))
+
+    return load
+
+
+@pytest.fixture
+def profile(monkeypatch, tmp_path):
+    """Write a ~/.databrickscfg with one profile for an emulator workspace; return the profile name."""
+    cfg = tmp_path / "databrickscfg"
+
+    def make(emu, workspace: str, principal: str = "dbsec-auditor", name: str = "emu") -> str:
+        with cfg.open("a") as f:
+            f.write(f"[{name}]\nhost = {emu.workspace_url(workspace)}\ntoken = {emu.token_for(principal, workspace)}\n\n")
+        monkeypatch.setenv("DATABRICKS_CONFIG_FILE", str(cfg))
+        return name
+
+    return make
+
+
+@pytest.fixture
+def emulator(databricks_emulator):
+    """Start an emulator for a tenant dict or file (stopped after the test)."""
+    return databricks_emulator

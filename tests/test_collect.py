@@ -1,0 +1,135 @@
+"""Collectors: every data section read through the real SDK over HTTP from the emulator."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_dbsec.collect import Collector, describe_failure, known_sections
+from pytest_dbsec.connect import Target
+from pytest_dbsec.inventory import ACCOUNT, Inventory, Scope
+
+AUDITOR = "dbsec-auditor"
+
+
+def make_collector(emu, workspaces=None, principal=AUDITOR, account=True, workers=4):
+    inv = Inventory()
+    targets = {}
+    for ws in emu.workspaces:
+        if workspaces and ws["name"] not in workspaces:
+            continue
+        targets[ws["name"]] = Target(ws["name"], host=ws["url"], token=emu.token_for(principal, ws["name"]))
+        inv.workspaces[ws["name"]] = Scope(ws["name"], "workspace", id=ws["id"], host=ws["url"])
+    if account:
+        targets[ACCOUNT] = Target(ACCOUNT, kind="account", host=emu.account_url, account_id=emu.account_id,
+                                  token=emu.token_for(principal))
+        inv.account = Scope(ACCOUNT, "account")
+    messages = []
+    return Collector(inv, targets, max_workers=workers, progress=messages.append), inv, messages
+
+
+@pytest.fixture
+def demo(databricks_emulator):
+    return databricks_emulator()
+
+
+def test_every_section_reads_the_demo_tenant(demo):
+    collector, inv, messages = make_collector(demo)
+    wanted = [(ws, name) for ws in inv.workspaces for name, spec in known_sections().items()
+              if spec.scope == "workspace"]
+    wanted += [(ACCOUNT, name) for name, spec in known_sections().items() if spec.scope == "account"]
+    collector.ensure(wanted)
+    for scope, name in wanted:
+        sec = inv.scope(scope).section(name)
+        assert sec.status == "ok", f"{scope}/{name}: {sec.error}"
+        assert sec.calls and all(c["method"] == "GET" for c in sec.calls)
+    prod = inv.workspaces["prod"]
+    assert prod.section("tokens").data["token_infos"], "the demo has tokens"
+    assert any(t["expiry_time"] == -1 for t in prod.section("tokens").data["token_infos"])
+    assert prod.section("workspace_conf").data["values"]["maxTokenLifetimeDays"] == "365"
+    assert prod.section("identities").data["users"] and prod.section("identities").data["groups"]
+    assert prod.section("compute").data["clusters"] and prod.section("compute").data["cluster_policies"]
+    assert prod.section("jobs").data["jobs"]
+    assert prod.section("uc").data["catalogs"] and prod.section("uc").data["tables"]
+    assert any(g for g in prod.section("uc").data["grants"].values())
+    acls = prod.section("object_acls").data["acls"]
+    assert any(k.startswith("clusters/") for k in acls) and any(k.startswith("jobs/") for k in acls)
+    assert inv.account.section("account_workspaces").data["workspaces"]
+    assert len(inv.account.section("account_identities").data["users"]) >= 30
+    assert messages[-1].startswith("collected")
+    # every HTTP call is accounted to exactly one section
+    assert sum(len(s.calls) for sc in inv.scopes() for s in sc.sections.values()) == len(
+        [r for r in demo.requests if not r.path.startswith("/.well-known")])
+
+
+def test_section_data_matches_the_tenant(demo):
+    collector, inv, _ = make_collector(demo, workspaces=["prod"], account=False)
+    collector.ensure([("prod", "tokens"), ("prod", "network"), ("prod", "secrets")])
+    ws = next(w for w in demo.tenant["account"]["workspaces"] if w["name"] == "prod")
+    got = {t["token_id"] for t in inv.workspaces["prod"].section("tokens").data["token_infos"]}
+    assert len(got) == len(ws["tokens"])
+    assert len(inv.workspaces["prod"].section("network").data["ip_access_lists"]) == len(ws.get("ip_access_lists", []))
+    scopes = inv.workspaces["prod"].section("secrets").data["scopes"]
+    assert [s["name"] for s in scopes] == [s["name"] for s in ws.get("secret_scopes", [])]
+    assert all("acls" in s for s in scopes)
+
+
+def test_paging_beyond_one_page_through_the_sdk(databricks_emulator, tenant):
+    t = tenant("tokens")
+    t["paging"] = {"scim_max": 1, "default_page": 1}
+    extra = [{"userName": f"user{i}@corp.example.com", "displayName": f"User {i}"} for i in range(5)]
+    t["account"]["users"] += extra
+    t["account"]["groups"][0]["members"] += [u["userName"] for u in extra]
+    emu = databricks_emulator(t)
+    collector, inv, _ = make_collector(emu, account=True)
+    collector.ensure([("ws1", "identities"), (ACCOUNT, "account_identities")])
+    users = inv.workspaces["ws1"].section("identities").data["users"]
+    assert len(users) == 7
+    starts = [r.query.get("startIndex") for r in emu.requests if r.path.endswith("/scim/v2/Users")]
+    assert len(starts) > 7, "one user per page, then an empty page ends the loop"
+    assert len(inv.account.section("account_identities").data["users"]) == 2 + 5 + 0
+
+
+def test_a_denied_section_is_an_error_with_endpoint_status_and_missing_permission(databricks_emulator, tenant):
+    emu = databricks_emulator(tenant("tokens"))
+    collector, inv, messages = make_collector(emu, principal="alice@corp.example.com", account=False)
+    collector.ensure([("ws1", "tokens"), ("ws1", "identities")])
+    tokens = inv.workspaces["ws1"].section("tokens")
+    assert tokens.status == "error"
+    assert tokens.error.startswith("GET /api/2.0/token-management/tokens -> 403: PERMISSION_DENIED")
+    assert "workspace admin" in tokens.error
+    assert "Config:" not in tokens.error  # the SDK's debug suffix is noise in a report
+    assert inv.workspaces["ws1"].section("identities").status == "ok"  # one failure does not sink the rest
+    assert any("ERROR" in m for m in messages)
+
+
+def test_a_failed_dependency_fails_the_dependent_section(databricks_emulator, tenant):
+    emu = databricks_emulator(tenant("tokens"))
+    emu.add_fault("GET /api/2.1/clusters/list", status=403)
+    collector, inv, _ = make_collector(emu, account=False)
+    collector.ensure([("ws1", "object_acls")])
+    assert inv.workspaces["ws1"].section("compute").status == "error"
+    acls = inv.workspaces["ws1"].section("object_acls")
+    assert acls.status == "error" and "needs section 'compute'" in acls.error
+
+
+def test_unreachable_workspace_errors_its_sections_only(databricks_emulator, tenant):
+    emu = databricks_emulator(tenant("tokens"))
+    collector, inv, _ = make_collector(emu, account=False)
+    inv.workspaces["gone"] = Scope("gone", "workspace")
+    collector.targets["gone"] = Target("gone", host="http://127.0.0.1:9", token="x")
+    from pytest_dbsec import connect
+
+    collector._client_factory = lambda t: connect.workspace_client(t, retry_s=2, http_timeout_s=2)
+    collector.ensure([("ws1", "tokens"), ("gone", "tokens")])
+    assert inv.workspaces["ws1"].section("tokens").status == "ok"
+    gone = inv.workspaces["gone"].section("tokens")
+    assert gone.status == "error" and ("cannot reach" in gone.error or "gave up" in gone.error)
+
+
+def test_describe_failure_redacts_and_handles_non_sdk_errors():
+    pat = "dapi" + "ab" * 16
+    text = describe_failure(RuntimeError(f"boom token={pat}"), {"method": "GET", "path": "/x", "status": 500})
+    assert pat not in text and text.startswith("GET /x -> 500: RuntimeError")
+    err = TimeoutError("Timed out after 0:00:02")
+    err.__cause__ = ConnectionError("refused")
+    assert describe_failure(err, None).startswith("gave up after retries: cannot reach the host")
