@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_dbsec.collect import Collector, describe_failure, known_sections
+from pytest_dbsec.collect.workspace import WORKSPACE_CONF_KEYS
 from pytest_dbsec.connect import Target
 from pytest_dbsec.inventory import ACCOUNT, Inventory, Scope
 
@@ -133,3 +134,16 @@ def test_describe_failure_redacts_and_handles_non_sdk_errors():
     err = TimeoutError("Timed out after 0:00:02")
     err.__cause__ = ConnectionError("refused")
     assert describe_failure(err, None).startswith("gave up after retries: cannot reach the host")
+
+
+def test_workspace_conf_falls_back_key_by_key_when_a_key_is_unknown(databricks_emulator, tenant):
+    t = tenant("tokens")
+    t["account"]["workspaces"][0]["conf_unsupported"] = ["enableProjectsAllowList", "enableWebTerminal"]
+    emu = databricks_emulator(t)
+    collector, inv, _ = make_collector(emu, account=False)
+    collector.ensure([("ws1", "workspace_conf")])
+    sec = inv.workspaces["ws1"].section("workspace_conf")
+    assert sec.status == "ok"
+    assert sorted(sec.data["unavailable"]) == ["enableProjectsAllowList", "enableWebTerminal"]
+    assert sec.data["values"]["maxTokenLifetimeDays"] == "90"
+    assert sec.calls[0]["status"] == 400 and len(sec.calls) == 1 + len(WORKSPACE_CONF_KEYS)

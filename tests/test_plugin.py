@@ -312,3 +312,14 @@ def test_a_control_reading_an_undeclared_section_is_an_error(pytester, emulator,
     result, report = run(pytester, "--databricks-profile", profile(emu, "ws1"), "test_org.py")
     r = result_of(report, "ORG-01", "emu")
     assert r["outcome"] == "error" and "does not declare" in r["reason"]
+
+
+def test_conf_key_missing_on_this_workspace_is_a_skip_with_reason(pytester, emulator, tenant, profile):
+    t = tenant("tokens")
+    t["account"]["workspaces"][0]["conf_unsupported"] = ["maxTokenLifetimeDays"]
+    emu = emulator(t)
+    result, report = run(pytester, "--databricks-profile", profile(emu, "ws1"))
+    got = outcomes(report)
+    assert got["TOK-03"] == "skipped" and got["TOK-04"] == "skipped" and got["TOK-01"] == "passed"
+    assert "does not exist on this workspace" in result_of(report, "TOK-03", "emu")["reason"]
+    assert report["complete"] is True  # a key that does not exist is a fact, not missing data
