@@ -186,6 +186,18 @@ def test_replay_of_a_saved_snapshot_matches_the_live_run(pytester, snapshot_name
     assert replay_result.ret == live_result.ret
     assert _verdicts(replay) == _verdicts(live)
     assert replay["run"]["source"] == "replay"
+    # the demo's credentials are dapi-style PATs: none may reach the snapshot, reports or terminal
+    import gzip
+
+    import yaml
+    from pytest_dbsec.emulator import DEMO_TENANT
+
+    secrets = [c["token"] for c in yaml.safe_load(DEMO_TENANT.read_text())["credentials"]]
+    raw = (pytester.path / snapshot_name).read_bytes()
+    texts = [gzip.decompress(raw).decode() if snapshot_name.endswith(".gz") else raw.decode(),
+             (pytester.path / "out" / "findings.json").read_text(),
+             live_result.stdout.str(), live_result.stderr.str()]
+    assert secrets and not [s for s in secrets for t in texts if s in t]
 
 
 def test_replay_makes_no_network_calls_and_errors_on_missing_sections(pytester, emulator, tenant, profile):

@@ -1,0 +1,53 @@
+"""The `dbsec` command."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from pytest_dbsec.cli import main
+
+
+def test_bad_tenant_is_a_usage_error_naming_file_and_key(tmp_path, capsys):
+    bad = tmp_path / "t.yaml"
+    bad.write_text("version: 1\naccount:\n  id: a\n  users:\n    - {userName: a@x.com}\n  groups:\n"
+                   "    - {displayName: g, members: [nobody@x.com]}\n")
+    assert main(["emulator", "serve", "--tenant", str(bad)]) == 4
+    err = capsys.readouterr().err
+    assert "t.yaml" in err and "members" in err and "nobody@x.com" in err
+
+
+@pytest.mark.parametrize("argv", [["emulator", "serve", "--port", "70000"], ["bogus"], ["emulator", "serve", "--port", "x"]])
+def test_bad_flags_exit_4(argv, capsys):
+    assert main(argv) == 4
+
+
+def test_serve_from_the_command_line_until_interrupted():
+    dbsec = shutil.which("dbsec", path=str(__import__("pathlib").Path(sys.executable).parent)) or ""
+    cmd = [dbsec] if dbsec else [sys.executable, "-m", "pytest_dbsec.cli"]
+    proc = subprocess.Popen(cmd + ["emulator", "serve", "--port", "0"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        lines, deadline = [], time.monotonic() + 20
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if line.startswith("Press Ctrl-C"):
+                break
+        url = next(l.split(": ", 1)[1].strip() for l in lines if "account API" in l)
+        with urllib.request.urlopen(url + "/.well-known/databricks-config", timeout=5) as resp:
+            assert resp.status == 200
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
