@@ -100,8 +100,9 @@ def account_client(target: Target, *, retry_s: int = COLLECT_RETRY_S,
     return client
 
 
-def preflight(target: Target) -> str:
-    """Prove the target answers and accepts our credentials; return who we are. Bounded in time.
+def preflight(target: Target) -> tuple[str, int | str | None]:
+    """Prove the target answers and accepts our credentials; return (who we are, workspace or
+    account id). Bounded in time.
 
     Raises ConnectError with one line for: an unknown profile, an unreachable host, bad credentials.
     """
@@ -110,10 +111,12 @@ def preflight(target: Target) -> str:
             a = account_client(target, retry_s=PREFLIGHT_RETRY_S, http_timeout_s=PREFLIGHT_HTTP_TIMEOUT_S)
             # the cheapest account call that needs valid credentials
             list(a.workspaces.list())
-            return a.config.account_id
+            return "account admin", a.config.account_id
         w = workspace_client(target, retry_s=PREFLIGHT_RETRY_S, http_timeout_s=PREFLIGHT_HTTP_TIMEOUT_S)
         me = w.current_user.me()
-        return me.user_name or me.display_name or "?"
+        # the id comes from host metadata when the workspace publishes it, else from /Me's header
+        workspace_id = w.config.workspace_id or w.get_workspace_id()
+        return me.display_name or me.user_name or "?", workspace_id
     except ConnectError:
         raise
     except TimeoutError as e:

@@ -119,6 +119,7 @@ class DbsecRun:
         self.replay: Path | None = None
         self.emulator = None
         self.outcomes: list[Outcome] = []
+        self.selected: set[str] = set()  # nodeids of the controls this run was asked to judge
         self.started = utcnow()
         self.interrupted = False
         self.aborted = False  # a usage error stopped the run before any control ran
@@ -263,10 +264,11 @@ class DbsecRun:
             target = self.targets[scope]
             started = time.monotonic()
             try:
-                who = preflight(target)
+                who, scope_id = preflight(target)
             except ConnectError as e:
                 self.aborted = True
                 raise pytest.UsageError(f"cannot connect: {e}") from None
+            self.inventory.scope(scope).id = _as_int(scope_id)
             self.progress(f"connected to {target.describe()} as {who} ({time.monotonic() - started:.1f}s)")
         self.collector.ensure(sorted(needed))
 
@@ -280,7 +282,7 @@ class DbsecRun:
                       else f"workspace {target!r} is not part of this run")
             if self.replay is not None:
                 reason = f"the snapshot {self.replay} has no {target!r} scope"
-            raise SectionUnavailable(target, sections[0], reason)
+            raise SectionUnavailable(target, ", ".join(sections) or "any", reason)
         if self.collector is not None:
             self.collector.ensure((target, s) for s in sections)
         scope = self.inventory.scope(target)
@@ -297,8 +299,17 @@ class DbsecRun:
 
     @property
     def complete(self) -> bool:
-        return (self.inventory.complete and not self.interrupted
+        """All data was read and every selected control reached a verdict (not stopped by -x or ^C)."""
+        judged = {o.nodeid for o in self.outcomes}
+        return (self.inventory.complete and not self.interrupted and self.selected <= judged
                 and not any(o.outcome == ERROR for o in self.outcomes))
+
+
+def _as_int(value):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return value
 
 
 def _host_name(host: str) -> str:
@@ -383,6 +394,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def pytest_runtestloop(session: pytest.Session):
     run = _run(session.config)
     if run is not None and not session.config.option.collectonly and session.items:
+        run.selected = {i.nodeid for i in session.items if CONTROL_KEY in i.stash}
         run.prepare(session.items)
     return (yield)
 
@@ -456,7 +468,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return  # bad input: nothing half-written
     if session.config.option.collectonly:
         return
-    run.interrupted = exitstatus == pytest.ExitCode.INTERRUPTED or bool(session.shouldstop)
+    run.interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
     finished = utcnow()
     run.inventory.meta.setdefault("finished", iso(finished))
     if run.snapshot_out is not None and run.replay is None:
@@ -547,7 +559,7 @@ def workspace(request: pytest.FixtureRequest) -> ScopeView:
 def account(request: pytest.FixtureRequest) -> ScopeView:
     """The account a control is judged on."""
     run = _require_run(request)
-    run.require(ACCOUNT, ())
+    run.require(ACCOUNT, ())  # a run without account credentials: ERROR with the reason
     return ScopeView(run, ACCOUNT, request.node.stash.get(CONTROL_KEY, None))
 
 

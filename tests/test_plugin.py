@@ -335,3 +335,73 @@ def test_conf_key_missing_on_this_workspace_is_a_skip_with_reason(pytester, emul
     assert got["TOK-03"] == "skipped" and got["TOK-04"] == "skipped" and got["TOK-01"] == "passed"
     assert "does not exist on this workspace" in result_of(report, "TOK-03", "emu")["reason"]
     assert report["complete"] is True  # a key that does not exist is a fact, not missing data
+
+
+ACCOUNT_CONTROL = '''
+import pytest
+
+@pytest.mark.dbsec(id="ORG-10", title="Few workspaces", severity="info", scope="account",
+                   sections=["account_workspaces"], refs={"seeds": ["org"]}, rationale="r", remediation="x")
+def test_ORG_10_few_workspaces(account, findings):
+    for ws in account.data("account_workspaces")["workspaces"]:
+        if not ws["permission_assignments"]:
+            findings.fail(resource_type="workspace", resource_id=ws["workspace_id"], seen="no one", expected="someone")
+'''
+
+
+def test_account_scoped_controls_use_the_account_profile(pytester, emulator, tenant, profile, monkeypatch):
+    emu = emulator(tenant("tokens"))
+    name = profile(emu, "ws1")
+    cfg = Path(__import__("os").environ["DATABRICKS_CONFIG_FILE"])
+    with cfg.open("a") as f:
+        f.write(f"[acct]\nhost = {emu.account_url}\naccount_id = {emu.account_id}\n"
+                f"token = {emu.token_for('dbsec-auditor')}\n")
+    pytester.makepyfile(test_acct=ACCOUNT_CONTROL)
+    result, report = run(pytester, "--databricks-profile", name, "--databricks-account-profile", "acct",
+                         "test_acct.py")
+    assert outcomes(report)["ORG-10"] == "passed"
+    assert result_of(report, "ORG-10", "account")["target"] == "account"
+    assert any(r.target == "account" and r.path.endswith("/permissionassignments") for r in emu.requests)
+    # without account credentials the account control cannot read its data: ERROR, not pass
+    result, report = run(pytester, "--databricks-profile", name, "test_acct.py")
+    r = result_of(report, "ORG-10", "account")
+    assert r["outcome"] == "error" and "--databricks-account-profile" in r["reason"]
+
+
+def test_a_stopped_run_still_writes_reports_marked_incomplete(pytester):
+    result, report = run(pytester, "--dbsec-demo", "-x", "-k", "TOK")
+    assert result.ret == 1
+    assert report is not None and report["complete"] is False
+    assert len(report["results"]) < 8
+
+
+def test_snapshot_records_collection_metadata(pytester, emulator, tenant, profile):
+    emu = emulator(tenant("tokens"))
+    run(pytester, "--databricks-profile", profile(emu, "ws1"), "--dbsec-snapshot-out", "s.json.gz")
+    from pytest_dbsec.inventory import Inventory
+
+    snap = Inventory.load(pytester.path / "s.json.gz").to_json()
+    ws = snap["workspaces"][0]
+    assert ws["name"] == "emu" and ws["id"] == emu.workspaces[0]["id"] and ws["host"] is None  # profile-resolved
+    assert snap["meta"]["sdk_version"] and snap["meta"]["tool_version"] and snap["meta"]["started"]
+    assert snap["meta"]["targets"]["emu"]["profile"] == "emu"
+    assert snap["meta"]["calls"] == sum(len(s["calls"]) for s in ws["sections"].values()) > 0
+    assert snap["meta"]["complete"] is True and snap["meta"]["errors"] == []
+
+
+USER_TEST = '''
+from databricks.sdk import WorkspaceClient
+from databricks.sdk.config import Config
+
+def test_my_code_against_the_emulator(databricks_emulator):
+    emu = databricks_emulator()
+    w = WorkspaceClient(config=Config(host=emu.workspace_url("prod"),
+                                      token=emu.token_for("dbsec-auditor", "prod"), auth_type="pat"))
+    assert any(t.expiry_time == -1 for t in w.token_management.list())
+'''
+
+
+def test_users_can_test_their_code_with_the_databricks_emulator_fixture(pytester):
+    pytester.makepyfile(test_user=USER_TEST)
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
