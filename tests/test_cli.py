@@ -28,7 +28,7 @@ def test_bad_flags_exit_4(argv, capsys):
     assert main(argv) == 4
 
 
-def test_serve_from_the_command_line_until_interrupted():
+def test_serve_prints_endpoints_and_stops_on_interrupt():
     dbsec = shutil.which("dbsec", path=str(__import__("pathlib").Path(sys.executable).parent)) or ""
     cmd = [dbsec] if dbsec else [sys.executable, "-m", "pytest_dbsec.cli"]
     proc = subprocess.Popen(cmd + ["emulator", "serve", "--port", "0"], stdout=subprocess.PIPE,
@@ -42,6 +42,11 @@ def test_serve_from_the_command_line_until_interrupted():
             lines.append(line)
             if line.startswith("Press Ctrl-C"):
                 break
+        out = "".join(lines)
+        # the banner tells a user everything needed to point a client at it
+        assert "account id  : 8f3c2a71-5b9e-4d10-9c6a-2e7b1f0a4d35" in out
+        assert "workspace 'prod'" in out and "workspace 'dev'" in out
+        assert "dapi00000000000000000000000000001001" in out  # the demo's (fake) credentials
         url = next(l.split(": ", 1)[1].strip() for l in lines if "account API" in l)
         with urllib.request.urlopen(url + "/.well-known/databricks-config", timeout=5) as resp:
             assert resp.status == 200

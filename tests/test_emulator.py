@@ -6,10 +6,7 @@ import base64
 import copy
 import json
 import os
-import signal
 import socket
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -679,31 +676,3 @@ def test_stop_frees_the_ports():
             s.listen()
     with pytest.raises(RuntimeError):
         emu.account_url
-
-
-def test_serve_prints_endpoints_and_stops_on_interrupt():
-    code = "import sys; from pytest_dbsec.emulator import serve, DEMO_TENANT; serve(DEMO_TENANT, '127.0.0.1', 0)"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env)
-    try:
-        lines = []
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-            if line.startswith("Press Ctrl-C"):
-                break
-        out = "".join(lines)
-        assert "account id  : 8f3c2a71-5b9e-4d10-9c6a-2e7b1f0a4d35" in out
-        assert "workspace 'prod'" in out and "workspace 'dev'" in out
-        assert "dapi00000000000000000000000000001001" in out
-        url = next(l.split(": ", 1)[1].strip() for l in lines if "account API" in l)
-        assert raw(url + "/.well-known/databricks-config")[0] == 200
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=10) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()

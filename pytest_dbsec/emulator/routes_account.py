@@ -23,25 +23,6 @@ def route(pattern: str, **kw):
 
 A = "/api/2.0/accounts/{account_id}"
 
-# Workspace fields that the account API returns when the tenant sets them.
-_WS_FIELDS = (
-    "deployment_name",
-    "workspace_status",
-    "workspace_status_message",
-    "pricing_tier",
-    "aws_region",
-    "location",
-    "creation_time",
-    "credentials_id",
-    "storage_configuration_id",
-    "network_id",
-    "private_access_settings_id",
-    "storage_customer_managed_key_id",
-    "managed_services_customer_managed_key_id",
-    "network_connectivity_config_id",
-    "compute_mode",
-    "custom_tags",
-)
 
 
 def _check_account(ctx: Ctx) -> None:
@@ -91,7 +72,7 @@ for _kind, _seg, _label in (("user", "Users", "User"), ("group", "Groups", "Grou
 def _workspace(ctx: Ctx, ws: dict) -> dict:
     out = {"workspace_id": ws["id"], "workspace_name": ws["name"], "account_id": ctx.account["id"]}
     out["cloud"] = ctx.account.get("cloud", "aws")
-    for k in _WS_FIELDS:
+    for k in wire.WORKSPACE_WIRE_FIELDS:
         if ws.get(k) is not None:
             out[k] = copy.deepcopy(ws[k])
     if out.get("workspace_status") == "RUNNING":

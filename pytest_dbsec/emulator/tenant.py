@@ -174,26 +174,11 @@ ACCOUNT_KEYS = {
     "metastores",
     "workspaces",
 }
-WORKSPACE_KEYS = {
+# the account API's workspace fields, plus what the tenant describes inside a workspace
+WORKSPACE_KEYS = set(wire.WORKSPACE_WIRE_FIELDS) | {
     "name",
     "id",
-    "deployment_name",
-    "workspace_status",
-    "workspace_status_message",
-    "pricing_tier",
-    "aws_region",
-    "location",
-    "creation_time",
-    "credentials_id",
-    "storage_configuration_id",
-    "network_id",
-    "private_access_settings_id",
-    "storage_customer_managed_key_id",
-    "managed_services_customer_managed_key_id",
-    "network_connectivity_config_id",
     "network_policy_id",
-    "compute_mode",
-    "custom_tags",
     "metastore",
     "default_catalog_name",
     "assignments",

@@ -11,6 +11,27 @@ WORKSPACE_STATUS = {"RUNNING", "PROVISIONING", "FAILED", "BANNED", "CANCELLING",
 PRICING_TIERS = {"PREMIUM", "ENTERPRISE", "STANDARD", "COMMUNITY_EDITION", "DEDICATED", "UNKNOWN"}
 WORKSPACE_PERMISSIONS = {"ADMIN", "USER"}
 
+# Workspace fields that the account API returns when the tenant sets them.
+WORKSPACE_WIRE_FIELDS = (
+    "deployment_name",
+    "workspace_status",
+    "workspace_status_message",
+    "pricing_tier",
+    "aws_region",
+    "location",
+    "creation_time",
+    "credentials_id",
+    "storage_configuration_id",
+    "network_id",
+    "private_access_settings_id",
+    "storage_customer_managed_key_id",
+    "managed_services_customer_managed_key_id",
+    "network_connectivity_config_id",
+    "compute_mode",
+    "custom_tags",
+)
+
+
 ACCOUNT_ROLES = {"account_admin", "marketplace.admin", "billing_admin"}
 
 IP_LIST_TYPES = {"ALLOW", "BLOCK"}
