@@ -27,6 +27,8 @@ ID_PATTERN = re.compile(r"^[A-Z]{2,5}-\d{2,3}$")
 
 # outcomes of one control on one target
 PASSED, FAILED, ERROR, SKIPPED = "passed", "failed", "error", "skipped"
+WAIVED, ACCEPTED, ATTESTED = "waived", "accepted", "attested"
+OUTCOMES = (FAILED, ERROR, WAIVED, ACCEPTED, ATTESTED, PASSED, SKIPPED)
 
 
 class ControlDefinitionError(Exception):
@@ -43,13 +45,15 @@ class Control:
     refs: dict[str, tuple[str, ...]]
     rationale: str
     remediation: str
+    verified_by: str = "api"  # "attestation": no API can verify it; passes only on a current attestation
 
     @classmethod
     def from_marker(cls, kwargs: dict, where: str, known_sections: set[str] | None = None) -> "Control":
         """Validate the ``dbsec`` marker's keyword arguments; every problem is named."""
         required = ("id", "title", "severity", "scope", "sections", "refs", "rationale", "remediation")
+        optional = ("verified_by",)
         missing = [k for k in required if k not in kwargs]
-        unknown = sorted(set(kwargs) - set(required))
+        unknown = sorted(set(kwargs) - set(required) - set(optional))
         problems = []
         if missing:
             problems.append(f"missing {', '.join(missing)}")
@@ -65,9 +69,14 @@ class Control:
             problems.append(f"severity {kwargs['severity']!r} is not one of {', '.join(SEVERITIES)}")
         if "scope" in kwargs and kwargs["scope"] not in SCOPES:
             problems.append(f"scope {kwargs['scope']!r} is not one of {', '.join(SCOPES)}")
+        verified_by = kwargs.get("verified_by", "api")
+        if verified_by not in ("api", "attestation"):
+            problems.append(f"verified_by {verified_by!r} is not one of api, attestation")
         sections = kwargs.get("sections")
         if "sections" in kwargs:
-            if not (isinstance(sections, (list, tuple)) and sections and all(isinstance(s, str) for s in sections)):
+            if verified_by == "attestation" and sections == []:
+                pass  # nothing to read: the baseline's attestation is the evidence
+            elif not (isinstance(sections, (list, tuple)) and sections and all(isinstance(s, str) for s in sections)):
                 problems.append("sections must be a non-empty list of data section names")
             elif known_sections is not None:
                 bad = [s for s in sections if s not in known_sections]
@@ -95,6 +104,7 @@ class Control:
             refs={fw: tuple(items) for fw, items in refs.items()},
             rationale=kwargs["rationale"].strip(),
             remediation=kwargs["remediation"].strip(),
+            verified_by=verified_by,
         )
 
     def to_json(self) -> dict:
@@ -102,6 +112,27 @@ class Control:
         d["sections"] = list(self.sections)
         d["refs"] = {k: list(v) for k, v in self.refs.items()}
         return d
+
+
+@dataclass
+class Disposition:
+    """Why a finding does not fail the run: a waiver (from the baseline) or an accepted finding.
+
+    An expired waiver is recorded too (``active`` False): it no longer protects, and says so."""
+
+    kind: str  # "waived" | "accepted"
+    justification: str
+    approver: str | None = None
+    expires: str | None = None  # ISO date; None for accepted findings
+    source: str = ""  # where it is declared: "baselines/prod.yaml:14"
+    active: bool = True
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict | None) -> "Disposition | None":
+        return cls(**d) if d else None
 
 
 @dataclass
@@ -117,6 +148,12 @@ class Finding:
     expected: str
     owner: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    disposition: Disposition | None = None  # active: the finding does not fail the run
+    expired_waiver: Disposition | None = None  # a matching waiver had expired: reported, no protection
+
+    @property
+    def open(self) -> bool:
+        return self.disposition is None or not self.disposition.active
 
     @property
     def fingerprint(self) -> str:
@@ -127,7 +164,16 @@ class Finding:
     def to_json(self) -> dict:
         d = asdict(self)
         d["fingerprint"] = self.fingerprint
+        d["disposition"] = self.disposition.to_json() if self.disposition else None
+        d["expired_waiver"] = self.expired_waiver.to_json() if self.expired_waiver else None
         return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Finding":
+        d = {k: v for k, v in d.items() if k != "fingerprint"}
+        d["disposition"] = Disposition.from_json(d.get("disposition"))
+        d["expired_waiver"] = Disposition.from_json(d.get("expired_waiver"))
+        return cls(**d)
 
     def line(self) -> str:
         owner = f", owner {self.owner}" if self.owner else ""
@@ -172,6 +218,18 @@ class FindingRecorder:
         return "\n".join(lines)
 
 
+def verdict(findings: list[Finding]) -> str:
+    """The outcome a control's findings add up to: any open finding fails it; otherwise it is
+    waived (at least one waiver) or accepted; no findings at all is a pass."""
+    if not findings:
+        return PASSED
+    if any(f.open for f in findings):
+        return FAILED
+    if any(f.disposition.kind == "waived" for f in findings):
+        return WAIVED
+    return ACCEPTED
+
+
 @dataclass
 class Outcome:
     """The result of one control on one target: the unit every report row is made of."""
@@ -179,22 +237,47 @@ class Outcome:
     control: Control
     target: str
     nodeid: str
-    outcome: str  # passed | failed | error | skipped
+    outcome: str  # one of OUTCOMES
     findings: list[Finding] = field(default_factory=list)
-    reason: str | None = None  # why it errored or was skipped
+    reason: str | None = None  # why it errored or was skipped; the attestation statement; ...
     duration_s: float = 0.0
+    severity: str | None = None  # effective severity when the baseline re-rates the control
+    attestation: dict | None = None  # the attestation an ATTESTED control rests on
+
+    @property
+    def effective_severity(self) -> str:
+        return self.severity or self.control.severity
+
+    @property
+    def open_findings(self) -> list[Finding]:
+        return [f for f in self.findings if f.open]
 
     def to_json(self) -> dict:
         return {
             "control_id": self.control.id,
             "title": self.control.title,
-            "severity": self.control.severity,
+            "severity": self.effective_severity,
+            "declared_severity": self.control.severity,
             "scope": self.control.scope,
             "target": self.target,
             "nodeid": self.nodeid,
             "outcome": self.outcome,
             "reason": self.reason,
+            "duration_s": round(self.duration_s, 3),
             "findings": [f.to_json() for f in self.findings],
-            "refs": {k: list(v) for k, v in self.control.refs.items()},
-            "remediation": self.control.remediation,
+            "attestation": self.attestation,
+            "control": self.control.to_json(),
         }
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Outcome":
+        c = d["control"]
+        control = Control(id=c["id"], title=c["title"], severity=c["severity"], scope=c["scope"],
+                          sections=tuple(c["sections"]), refs={k: tuple(v) for k, v in c["refs"].items()},
+                          rationale=c["rationale"], remediation=c["remediation"],
+                          verified_by=c.get("verified_by", "api"))
+        return cls(control=control, target=d["target"], nodeid=d["nodeid"], outcome=d["outcome"],
+                   findings=[Finding.from_json(f) for f in d["findings"]], reason=d.get("reason"),
+                   duration_s=d.get("duration_s", 0.0),
+                   severity=d["severity"] if d["severity"] != c["severity"] else None,
+                   attestation=d.get("attestation"))
