@@ -281,3 +281,102 @@ class Outcome:
                    duration_s=d.get("duration_s", 0.0),
                    severity=d["severity"] if d["severity"] != c["severity"] else None,
                    attestation=d.get("attestation"))
+
+
+# -- judging findings against the baseline ---------------------------------------------------------
+# The baseline and accepted-findings objects are passed in (pytest_dbsec.baseline / .accepted); this
+# module only needs their documented attributes.
+
+SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITIES)}  # critical 0 ... info 4
+
+
+def apply_dispositions(findings: list[Finding], baseline, accepted, today) -> None:
+    """Mark each finding waived (an active waiver matches), accepted (its fingerprint is in the
+    accepted file) or leave it open. A matching waiver that has expired is recorded on the finding
+    so the reports say why it no longer protects."""
+    for f in findings:
+        active, expired = baseline.waiver_for(f.control_id, f.target, f.resource_type, f.resource_id,
+                                              f.resource_name, today)
+        if active is not None:
+            f.disposition = Disposition("waived", active.justification, active.approver,
+                                        active.expires.isoformat(), active.source)
+        elif accepted is not None and (entry := accepted.match(f.fingerprint)) is not None:
+            f.disposition = Disposition("accepted", f"accepted on {entry.accepted_on.isoformat()}",
+                                        source=entry.source)
+        if expired is not None and active is None:
+            f.expired_waiver = Disposition("waived", expired.justification, expired.approver,
+                                           expired.expires.isoformat(), expired.source, active=False)
+
+
+def check_attestation(control: Control, recorder: FindingRecorder, baseline, today) -> dict | None:
+    """For a control no API can verify: the newest current attestation, or a finding saying why
+    there is none (missing or stale)."""
+    atts = sorted((a for a in baseline.attestations if a.control == control.id), key=lambda a: a.date)
+    current = [a for a in atts if a.current(today)]
+    if current:
+        a = current[-1]
+        return {"statement": a.statement, "evidence": a.evidence, "attested_by": a.attested_by,
+                "date": a.date.isoformat(), "valid_days": a.valid_days, "source": a.source}
+    if atts:
+        a = atts[-1]
+        seen = f"attestation by {a.attested_by} of {a.date.isoformat()} is stale (valid {a.valid_days} days)"
+    else:
+        seen = "no attestation in the baseline"
+    recorder.fail(resource_type="attestation", resource_id=control.id, resource_name=control.title, seen=seen,
+                  expected="a current attestation (statement, evidence, attested_by, date, valid_days) "
+                           "in the baseline's attestations")
+    return None
+
+
+def waiver_statuses(waivers, outcomes: list[Outcome], today) -> list[dict]:
+    """Every waiver with what it did in this run: active (protected something), expired (no longer
+    protects), or stale (matched nothing: clean it up)."""
+    matched: dict[str, int] = {}
+    for o in outcomes:
+        for f in o.findings:
+            for d in (f.disposition, f.expired_waiver):
+                if d is not None and d.kind == "waived":
+                    matched[d.source] = matched.get(d.source, 0) + 1
+    out = []
+    for w in waivers:
+        n = matched.get(w.source, 0)
+        status = "expired" if w.expired(today) else ("active" if n else "stale")
+        out.append({"control": w.control, "resource": w.resource, "workspace": w.workspace,
+                    "justification": w.justification, "approver": w.approver,
+                    "expires": w.expires.isoformat(), "source": w.source, "status": status, "matched": n})
+    return out
+
+
+def accepted_status(accepted, outcomes: list[Outcome]) -> dict | None:
+    """How the accepted findings fared: matched now, or resolved (their control ran on their target
+    and no longer finds them)."""
+    if accepted is None:
+        return None
+    seen = {f.fingerprint for o in outcomes for f in o.findings}
+    judged = {(o.control.id, o.target) for o in outcomes if o.outcome not in (ERROR, SKIPPED)}
+    matched = sum(1 for e in accepted.entries if e.fingerprint in seen)
+    resolved = [{"fingerprint": e.fingerprint, "control_id": e.control, "target": e.target,
+                 "resource_type": e.resource_type, "resource_id": e.resource_id, "source": e.source}
+                for e in accepted.entries if e.fingerprint not in seen and (e.control, e.target) in judged]
+    return {"file": str(accepted.path), "entries": len(accepted.entries), "matched": matched, "resolved": resolved}
+
+
+def gate(outcomes: list[Outcome], fail_on: str, allow_errors: bool, other_failures: int = 0) -> dict:
+    """The CI verdict: exit 1 only for an open failure at or above ``fail_on`` (``none``: never for
+    findings), for any control that could not read its data unless errors are allowed, or for a
+    failing ordinary test in the same run."""
+    limit = SEVERITY_RANK.get(fail_on, -1)
+    failing = [o for o in outcomes if o.outcome == FAILED and SEVERITY_RANK[o.effective_severity] <= limit]
+    below = [o for o in outcomes if o.outcome == FAILED and o not in failing]
+    errors = [o for o in outcomes if o.outcome == ERROR]
+    fails = bool(failing) or (bool(errors) and not allow_errors) or other_failures > 0
+    return {
+        "fail_on": fail_on,
+        "allow_errors": allow_errors,
+        "exit_code": 1 if fails else 0,
+        "failing": [{"control_id": o.control.id, "target": o.target, "severity": o.effective_severity,
+                     "open_findings": len(o.open_findings)} for o in failing],
+        "below_threshold": len(below),
+        "errors": [{"control_id": o.control.id, "target": o.target, "reason": o.reason} for o in errors],
+        "other_failures": other_failures,
+    }

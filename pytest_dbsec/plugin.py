@@ -18,27 +18,35 @@ This is the only module that knows pytest's hooks. The flow of one run:
 from __future__ import annotations
 
 import functools
+import json
 import os
 import sys
+from contextlib import contextmanager
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from . import __version__
+from . import __version__, hooks
+from .accepted import AcceptedError, AcceptedSet
 from .baseline import Baseline, BaselineError
-from .collect import Collector, known_sections
+from .collect import Collector, known_sections, section
 from .connect import ConnectError, Target, preflight
-from .findings import (ERROR, FAILED, PASSED, SKIPPED, Control, ControlDefinitionError, FindingRecorder,
-                       Outcome)
+from .findings import (ACCEPTED, ATTESTED, ERROR, FAILED, PASSED, SEVERITIES, SKIPPED, WAIVED, Control,
+                       ControlDefinitionError, FindingRecorder, Outcome, accepted_status, apply_dispositions,
+                       check_attestation, gate, verdict, waiver_statuses)
 from .inventory import ACCOUNT, ERROR as SECTION_ERROR, OK, Inventory, Scope, SectionUnavailable, SnapshotError, \
     iso, parse_iso, utcnow
-from .report import RunReport, write_reports
+from .report import RunReport, write_evidence, write_reports
 
 RUN_KEY = pytest.StashKey["DbsecRun"]()
 CONTROL_KEY = pytest.StashKey[Control]()
 RECORDER_KEY = pytest.StashKey[FindingRecorder]()
+ATTESTATION_KEY = pytest.StashKey[dict]()
+FAIL_ON_CHOICES = SEVERITIES + ("none",)
+# the areas of the built-in catalog (shared/controls.md)
+BUILTIN_AREAS = {"IAM", "TOK", "NET", "UC", "CMP", "SEC", "WS", "LOG", "JOB", "INC"}
 
 # The demo tenant's auditing identity: a workspace admin in each workspace and an account admin.
 DEMO_AUDITOR = "dbsec-auditor"
@@ -64,26 +72,50 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--dbsec-max-workers", metavar="N", type=int,
                     help="concurrent API calls during collection (default: 8)")
     group.addoption("--dbsec-baseline", metavar="NAME|PATH",
-                    help="baseline of thresholds and allowlists (default: the shipped 'default')")
+                    help="baseline of thresholds, allowlists, waivers and attestations (default: the shipped 'default')")
+    group.addoption("--dbsec-accepted", metavar="FILE",
+                    help="accepted findings (from `dbsec baseline accept`): reported, but only new failures fail")
+    group.addoption("--dbsec-fail-on", metavar="SEVERITY", choices=FAIL_ON_CHOICES,
+                    help="exit 1 only for an open failure at or above this severity "
+                         "(critical|high|medium|low|info|none; default: low)")
+    group.addoption("--dbsec-allow-errors", action="store_true",
+                    help="controls that could not read their data do not fail the run (they are still reported)")
     parser.addini("dbsec_report_dir", "where pytest-dbsec writes reports", default="reports")
     parser.addini("dbsec_max_workers", "concurrent API calls during collection", default="8")
     parser.addini("dbsec_baseline", "baseline name or path", default="default")
+    parser.addini("dbsec_fail_on", "default --dbsec-fail-on", default="low")
     parser.addini("databricks_profile", "default --databricks-profile", default="")
     parser.addini("databricks_account_profile", "default --databricks-account-profile", default="")
 
 
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(hooks)
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-html reads its options
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "dbsec(id, title, severity, scope, sections, refs, rationale, remediation): "
+        "dbsec(id, title, severity, scope, sections, refs, rationale, remediation, verified_by): "
         "declares a Databricks security control (see pytest_dbsec.findings)",
     )
-    if not hasattr(config, "workerinput") and _is_active(config):
-        run = DbsecRun.from_config(config)
-        config.stash[RUN_KEY] = run
-        config.add_cleanup(run.close)
-        # the built-in suite ships in the wheel; collect it beside whatever the user asked for
-        config.args.append(str(builtin_checks_dir()))
+    if not _is_active(config):
+        return
+    config.hook.pytest_dbsec_register_sections(section=section)
+    run = DbsecRun.from_config(config)
+    config.stash[RUN_KEY] = run
+    config.pluginmanager.register(run, "dbsec-run")
+    config.add_cleanup(run.close)
+    # the built-in suite ships in the wheel; collect it beside whatever the user asked for
+    config.args.append(str(builtin_checks_dir()))
+    # waived and accepted controls are xfailed: list them in the short summary, never out of sight
+    chars = getattr(config.option, "reportchars", None)
+    if isinstance(chars, str) and "x" not in chars and "N" not in chars and "a" not in chars and "A" not in chars:
+        config.option.reportchars = chars + "x"
+    if not run.is_worker and config.pluginmanager.hasplugin("html"):
+        from .report import html
+
+        html.configure(config, run.report_dir / "compliance.html", lambda: run.report)
 
 
 def _opt(config: pytest.Config, name: str, ini: str | None = None) -> Any:
@@ -129,6 +161,15 @@ class DbsecRun:
         self.snapshot_out: Path | None = None
         self.baseline: Baseline | None = None
         self.written: list[Path] = []
+        self.accepted: AcceptedSet | None = None
+        self.fail_on = "low"
+        self.allow_errors = False
+        self.known_controls: set[str] = set()
+        self.other_failures = 0  # ordinary (non-control) tests that failed in the same session
+        self.report: RunReport | None = None
+        # under pytest-xdist, workers run controls and the controller writes the reports
+        self.is_worker = hasattr(config, "workerinput")
+        self.shared_cache: Path | None = None  # where xdist workers share what they collected
 
     # -- set-up from options --------------------------------------------------------------------
 
@@ -169,6 +210,19 @@ class DbsecRun:
             run.baseline = Baseline.load(_opt(config, "dbsec_baseline", "dbsec_baseline") or "default")
         except BaselineError as e:
             raise pytest.UsageError(f"baseline: {e}") from None
+        accepted = config.getoption("dbsec_accepted")
+        if accepted:
+            try:
+                run.accepted = AcceptedSet.load(accepted)
+            except AcceptedError as e:
+                raise pytest.UsageError(f"--dbsec-accepted: {e}") from None
+        run.fail_on = config.getoption("dbsec_fail_on") or config.getini("dbsec_fail_on") or "low"
+        if run.fail_on not in FAIL_ON_CHOICES:
+            raise pytest.UsageError(f"ini option dbsec_fail_on: {run.fail_on!r} is not one of "
+                                    f"{', '.join(FAIL_ON_CHOICES)}")
+        run.allow_errors = bool(config.getoption("dbsec_allow_errors"))
+        if run.is_worker and config.workerinput.get("dbsec_cache"):
+            run.shared_cache = Path(config.workerinput["dbsec_cache"])
 
         if replay:
             run._setup_replay(Path(replay))
@@ -260,7 +314,25 @@ class DbsecRun:
             needed.update((target, s) for s in control.sections)
         if not needed:
             return
-        for scope in sorted({s for s, _ in needed}):
+        if self.shared_cache is None:
+            self._collect(needed)
+            return
+        # pytest-xdist: workers take turns; each reuses what the others collected and adds only
+        # what is missing, so the inventory is fetched once per run whatever the number of workers.
+        with _file_lock(self.shared_cache.with_name(self.shared_cache.name + ".lock")):
+            if self.shared_cache.exists():
+                cached = Inventory.load(self.shared_cache)
+                for scope in cached.scopes():
+                    if self._has_scope(scope.name):
+                        for sec in scope.sections.values():
+                            if self.inventory.scope(scope.name).section(sec.name).status == "absent":
+                                self.inventory.put(scope.name, sec)
+            self._collect(needed)
+            self.inventory.save(self.shared_cache)
+
+    def _collect(self, needed: set[tuple[str, str]]) -> None:
+        missing = {(sc, n) for sc, n in needed if self.inventory.scope(sc).section(n).status == "absent"}
+        for scope in sorted({sc for sc, _ in missing}):
             target = self.targets[scope]
             started = time.monotonic()
             try:
@@ -270,7 +342,13 @@ class DbsecRun:
                 raise pytest.UsageError(f"cannot connect: {e}") from None
             self.inventory.scope(scope).id = _as_int(scope_id)
             self.progress(f"connected to {target.describe()} as {who} ({time.monotonic() - started:.1f}s)")
-        self.collector.ensure(sorted(needed))
+        self.collector.ensure(sorted(missing))
+
+    def today(self):
+        """The date waivers and attestations are judged on: when the data was read, so that a
+        replayed snapshot gives the verdicts of its own day."""
+        times = [s.collected_at for sc in self.inventory.scopes() for s in sc.sections.values() if s.collected_at]
+        return (parse_iso(min(times)) if times else self.started).date()
 
     def _has_scope(self, name: str) -> bool:
         return name == ACCOUNT and self.inventory.account is not None or name in self.inventory.workspaces
@@ -297,12 +375,33 @@ class DbsecRun:
                 reason = f"not in the snapshot {self.replay} (the run that saved it did not collect it)"
             raise SectionUnavailable(target, name, reason)
 
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Hook (the run is registered as a plugin): gather outcomes where reports arrive -- the
+        single process, or the xdist controller -- from the JSON the makereport hook attached."""
+        data = getattr(report, "dbsec", None)
+        if data is not None and not self.is_worker:
+            self.outcomes.append(Outcome.from_json(data))
+        elif data is None and report.failed and not self.is_worker and report.when == "call":
+            self.other_failures += 1
+
     @property
     def complete(self) -> bool:
         """All data was read and every selected control reached a verdict (not stopped by -x or ^C)."""
         judged = {o.nodeid for o in self.outcomes}
         return (self.inventory.complete and not self.interrupted and self.selected <= judged
                 and not any(o.outcome == ERROR for o in self.outcomes))
+
+
+@contextmanager
+def _file_lock(path: Path):
+    import fcntl  # POSIX; pytest-xdist sharing is not offered on Windows
+
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _as_int(value):
@@ -366,6 +465,9 @@ def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: objec
     for item in items:
         if isinstance(item, pytest.Item):
             item.stash[CONTROL_KEY] = control
+    run = _run(collector.config)
+    if run is not None:
+        run.known_controls.add(control.id)
     return result
 
 
@@ -390,6 +492,24 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 # -- running -----------------------------------------------------------------------------------
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    run = _run(session.config)
+    if run is None:
+        return
+    # A waiver or override naming a control that does not exist is a typo, not a no-op. Built-in
+    # areas are always collected, so an unknown TOK-99 is an error; a user's ORG-02 may live in a file
+    # not collected by this run, so it only earns a warning.
+    named = {x.control for x in (*run.baseline.waivers, *run.baseline.attestations)} | set(run.baseline.overrides)
+    elsewhere = {cid for cid in named - run.known_controls if cid.split("-")[0] not in BUILTIN_AREAS}
+    for cid in sorted(elsewhere):
+        run.progress(f"baseline names {cid}, which is not among the controls collected in this run")
+    try:
+        run.baseline.validate_control_ids(run.known_controls | elsewhere)
+    except BaselineError as e:
+        run.aborted = True
+        raise pytest.UsageError(f"baseline: {e}") from None
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtestloop(session: pytest.Session):
     run = _run(session.config)
@@ -405,6 +525,9 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     control = item.stash.get(CONTROL_KEY, None)
     if run is None or control is None:
         return
+    override = run.baseline.overrides.get(control.id)
+    if override is not None and not override.enabled:
+        pytest.skip(f"disabled by the baseline ({override.source}): {override.reason}")
     target = _target_of(item)
     if target is not None:
         run.require(target, control.sections)
@@ -413,10 +536,25 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item):
     result = yield
+    run = _run(item.config)
+    control = item.stash.get(CONTROL_KEY, None)
+    if run is None or control is None:
+        return result
     recorder = item.stash.get(RECORDER_KEY, None)
-    if recorder is not None and recorder.items:
+    if recorder is None:
+        recorder = item.stash[RECORDER_KEY] = FindingRecorder(control, _target_of(item) or "?")
+    today = run.today()
+    if control.verified_by == "attestation":
+        attestation = check_attestation(control, recorder, run.baseline, today)
+        if attestation is not None and not recorder.items:
+            item.stash[ATTESTATION_KEY] = attestation
+    if not recorder.items:
+        return result
+    apply_dispositions(recorder.items, run.baseline, run.accepted, today)
+    if any(f.open for f in recorder.items):
         pytest.fail(recorder.failure_message(), pytrace=False)
-    return result
+    # every finding is waived or accepted: an expected failure, reported as such, never hidden
+    pytest.xfail(f"{verdict(recorder.items)}: {recorder.failure_message()}")
 
 
 @pytest.hookimpl(wrapper=True)
@@ -426,29 +564,43 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     control = item.stash.get(CONTROL_KEY, None)
     if run is None or control is None:
         return report
+    outcome = _outcome(item, call, report, control, run)
+    if outcome is not None:
+        # JSON on the report: it travels from xdist workers to the controller, and pytest-html reads it
+        report.dbsec = outcome.to_json()
+    return report
+
+
+def _outcome(item, call, report, control: Control, run: DbsecRun) -> Outcome | None:
     target = _target_of(item) or "?"
-    outcome: str | None = None
-    reason = None
-    findings: list = []
+    recorder = item.stash.get(RECORDER_KEY, None)
+    findings = list(recorder.items) if recorder is not None else []
+    override = run.baseline.overrides.get(control.id)
+    severity = override.severity if override is not None and override.severity else None
+    reason = attestation = None
     if call.when == "setup" and report.outcome != "passed":
         outcome = SKIPPED if report.skipped else ERROR
         reason = _reason(call, report)
-    elif call.when == "call":
-        recorder = item.stash.get(RECORDER_KEY, None)
-        findings = list(recorder.items) if recorder is not None else []
-        if report.passed:
-            outcome = PASSED
-        elif report.skipped:
-            outcome, reason = SKIPPED, _reason(call, report)
-        elif findings and call.excinfo is not None and call.excinfo.errisinstance(pytest.fail.Exception):
-            outcome = FAILED
-        else:
-            # the control itself broke (a bug, unexpected data): that is not a compliance verdict
-            outcome, reason = ERROR, _reason(call, report)
-    if outcome is not None:
-        run.outcomes.append(Outcome(control=control, target=target, nodeid=item.nodeid, outcome=outcome,
-                                    findings=findings, reason=reason, duration_s=report.duration))
-    return report
+    elif call.when != "call":
+        return None
+    elif report.passed:
+        attestation = item.stash.get(ATTESTATION_KEY, None)
+        outcome = ATTESTED if attestation is not None else PASSED
+        if attestation is not None:
+            reason = attestation["statement"]
+    elif hasattr(report, "wasxfail") and findings:
+        outcome = verdict(findings)  # waived or accepted
+        assert outcome in (WAIVED, ACCEPTED)
+        reason = "; ".join(sorted({f"{f.disposition.kind} ({f.disposition.source})" for f in findings}))
+    elif report.skipped:
+        outcome, reason = SKIPPED, _reason(call, report)
+    elif findings and call.excinfo is not None and call.excinfo.errisinstance(pytest.fail.Exception):
+        outcome = FAILED
+    else:
+        # the control itself broke (a bug, unexpected data): that is not a compliance verdict
+        outcome, reason = ERROR, _reason(call, report)
+    return Outcome(control=control, target=target, nodeid=item.nodeid, outcome=outcome, findings=findings,
+                   reason=reason, duration_s=report.duration, severity=severity, attestation=attestation)
 
 
 def _reason(call: pytest.CallInfo, report) -> str:
@@ -458,54 +610,125 @@ def _reason(call: pytest.CallInfo, report) -> str:
     if isinstance(exc, SectionUnavailable):
         return str(exc)
     if report.skipped and isinstance(report.longrepr, tuple):
-        return str(report.longrepr[2])
+        return str(report.longrepr[2]).removeprefix("Skipped: ")
     return f"{type(exc).__name__}: {exc}"[:500]
 
 
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    run = _run(session.config)
-    if run is None or run.aborted or exitstatus == pytest.ExitCode.USAGE_ERROR:
-        return  # bad input: nothing half-written
-    if session.config.option.collectonly:
+# -- pytest-xdist --------------------------------------------------------------------------------
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node) -> None:
+    """Controller: tell each worker where the shared inventory cache lives."""
+    run = _run(node.config)
+    if run is not None and run.collector is not None:
+        if run.shared_cache is None:
+            import tempfile
+
+            run.shared_cache = Path(tempfile.mkdtemp(prefix="dbsec-xdist-")) / "inventory.json"
+        node.workerinput["dbsec_cache"] = str(run.shared_cache)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:
+    """Controller: take over what a worker selected and collected."""
+    run = _run(node.config)
+    data = getattr(node, "workeroutput", {}).get("dbsec")
+    if run is None or not data:
         return
-    run.interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
+    payload = json.loads(data)
+    run.selected |= set(payload["selected"])
+    run.interrupted |= payload["interrupted"]
+    worker_inv = Inventory.from_json(payload["inventory"])
+    for scope in worker_inv.scopes():
+        if run._has_scope(scope.name):
+            for sec in scope.sections.values():
+                if run.inventory.scope(scope.name).section(sec.name).status == "absent":
+                    run.inventory.put(scope.name, sec)
+        if scope.id is not None and run._has_scope(scope.name):
+            run.inventory.scope(scope.name).id = scope.id
+
+
+# -- the end of the run: reports, the gate, evidence -----------------------------------------------
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int):
+    run = _run(session.config)
+    if run is None or run.aborted or exitstatus == pytest.ExitCode.USAGE_ERROR or session.config.option.collectonly:
+        return (yield)  # bad input: nothing half-written
+    run.interrupted |= exitstatus == pytest.ExitCode.INTERRUPTED
+    if run.is_worker:
+        session.config.workeroutput["dbsec"] = json.dumps({
+            "selected": sorted(run.selected), "interrupted": run.interrupted,
+            "inventory": run.inventory.to_json()})
+        return (yield)
     finished = utcnow()
-    run.inventory.meta.setdefault("finished", iso(finished))
+    snapshot = None
     if run.snapshot_out is not None and run.replay is None:
-        path = run.inventory.save(run.snapshot_out)
-        run.progress(f"snapshot written to {path}")
-    report = RunReport(
+        snapshot = run.inventory.save(run.snapshot_out)
+        run.progress(f"snapshot written to {snapshot}")
+    today = run.today()
+    verdict_ = gate(run.outcomes, run.fail_on, run.allow_errors, run.other_failures)
+    baseline = {"name": run.baseline.name, "path": str(run.baseline.path), "sha256": run.baseline.sha256}
+    run.report = RunReport(
         meta={**run._meta(), **({"snapshot": run.inventory.meta} if run.replay is not None else {}),
-              "finished": iso(finished), "baseline": {"name": run.baseline.name, "sha256": run.baseline.sha256}},
+              "finished": iso(finished), "baseline": baseline, "judged_on": today.isoformat(),
+              **({"accepted": str(run.accepted.path)} if run.accepted else {})},
         outcomes=run.outcomes,
         complete=run.complete,
         data_errors=run.inventory.errors,
+        waivers=waiver_statuses(run.baseline.waivers, run.outcomes, today),
+        accepted=accepted_status(run.accepted, run.outcomes),
+        gate=verdict_,
     )
-    paths = write_reports(report, run.report_dir)
-    run.written = paths
-    run.progress(f"reports written to {run.report_dir}{'' if report.complete else ' (INCOMPLETE run)'}")
+    run.written = write_reports(run.report, run.report_dir)
+    if session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+        session.exitstatus = verdict_["exit_code"]
+    try:
+        return (yield)  # pytest-html writes compliance.html here
+    finally:
+        files = run.written + [run.report_dir / "compliance.html"] + ([snapshot] if snapshot else [])
+        run.written.append(write_evidence(run.report, run.report_dir, files, baseline))
+        run.progress(f"reports written to {run.report_dir}{'' if run.report.complete else ' (INCOMPLETE run)'}")
+        try:
+            session.config.hook.pytest_dbsec_findings(report=run.report, config=session.config)
+        except Exception as e:  # noqa: BLE001 -- a consumer's failure must not change the verdict
+            run.progress(f"a pytest_dbsec_findings hook failed: {type(e).__name__}: {e}")
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     run = _run(config)
-    if run is None or not run.outcomes:
+    if run is None or run.report is None or not run.outcomes:
         return
-    counts: dict[str, int] = {}
-    for o in run.outcomes:
-        counts[o.outcome] = counts.get(o.outcome, 0) + 1
     tr = terminalreporter
     tr.section("dbsec compliance summary")
-    tr.line(", ".join(f"{n} {k}" for k, n in sorted(counts.items())) + f" ({len(run.outcomes)} control runs)")
-    by_sev: dict[str, int] = {}
-    for o in run.outcomes:
-        if o.outcome == FAILED:
-            by_sev[o.control.severity] = by_sev.get(o.control.severity, 0) + 1
-    if by_sev:
-        from .findings import SEVERITIES
-
-        tr.line("failed by severity: " + ", ".join(f"{s} {by_sev[s]}" for s in SEVERITIES if s in by_sev))
-    if not run.complete:
-        tr.line("INCOMPLETE: some data could not be read; see the errors above and in findings.json", red=True)
+    data = run.report.to_json()
+    width = max(len(s) for s in SEVERITIES)
+    shown = [k for k, n in data["summary"].items() if n]
+    tr.line(f"{'':{width}}  " + "  ".join(f"{k:>8}" for k in shown))
+    for sev in SEVERITIES:
+        row = data["by_severity"][sev]
+        if any(row[k] for k in shown):
+            tr.line(f"{sev:{width}}  " + "  ".join(f"{row[k]:>8}" for k in shown))
+    g = data["gate"]
+    stale = [w for w in data["waivers"] if w["status"] in ("expired", "stale")]
+    if stale:
+        tr.line(f"waivers: {sum(w['status'] == 'expired' for w in stale)} expired, "
+                f"{sum(w['status'] == 'stale' for w in stale)} stale (matched nothing)", yellow=True)
+    if data["accepted"] and data["accepted"]["resolved"]:
+        tr.line(f"accepted findings resolved: {len(data['accepted']['resolved'])}", green=True)
+    if g["exit_code"]:
+        why = [f"{len(g['failing'])} failing at or above {g['fail_on']}"] if g["failing"] else []
+        if g["errors"] and not g["allow_errors"]:
+            why.append(f"{len(g['errors'])} could not read their data")
+        if g["other_failures"]:
+            why.append(f"{g['other_failures']} other tests failed")
+        tr.line(f"gate: FAIL ({'; '.join(why)})", red=True, bold=True)
+    else:
+        tr.line(f"gate: PASS (fail-on {g['fail_on']}; {g['below_threshold']} failures below it)", green=True)
+    if not run.report.complete:
+        tr.line("INCOMPLETE: some data could not be read or not every control ran; see findings.json", red=True)
 
 
 # -- fixtures ----------------------------------------------------------------------------------
