@@ -52,3 +52,37 @@ def profile(monkeypatch, tmp_path):
 def emulator(databricks_emulator):
     """Start an emulator for a tenant dict or file (stopped after the test)."""
     return databricks_emulator
+
+
+@pytest.fixture
+def audit(pytester, databricks_emulator, monkeypatch, tmp_path):
+    """Run the suite against a tenant through real ~/.databrickscfg profiles; return (result, report).
+
+        result, report = audit(tenant_dict, "-k", "IAM_03")                 # workspace + account profiles
+        result, report = audit(tenant_dict, principal="alice@corp.example.com")  # a non-admin credential
+
+    The workspace target is named after the tenant's first workspace; the emulator is `audit.emu`."""
+    import json
+
+    def run(tenant: dict, *args, principal: str = "dbsec-auditor", account: bool = True, emu=None):
+        emu = emu or databricks_emulator(tenant)
+        run.emu = emu
+        cfg = tmp_path / "audit.databrickscfg"
+        lines = []
+        for ws in emu.workspaces:
+            lines += [f"[{ws['name']}]", f"host = {ws['url']}", f"token = {emu.token_for(principal, ws['name'])}", ""]
+        if account:
+            lines += ["[account]", f"host = {emu.account_url}", f"account_id = {emu.account_id}",
+                      f"token = {emu.token_for(principal)}", ""]
+        cfg.write_text("\n".join(lines))
+        monkeypatch.setenv("DATABRICKS_CONFIG_FILE", str(cfg))
+        first = emu.workspaces[0]["name"]
+        opts = ["-p", "no:cacheprovider", "--dbsec-report-dir", "out", "--databricks-profile", first]
+        if account:
+            opts += ["--databricks-account-profile", "account"]
+        result = pytester.runpytest(*opts, *args)
+        path = pytester.path / "out" / "findings.json"
+        return result, (json.loads(path.read_text()) if path.exists() else None)
+
+    return run
+

@@ -336,3 +336,12 @@ def test_the_readme_example_baseline_is_valid(tmp_path):
     b = Baseline.load(str(tmp_path / "prod.yaml"))
     b.validate_control_ids({"TOK-01", "TOK-02", "TOK-03", "TOK-04"})
     assert b.get("tokens.max_lifetime_days") == 60 and b.waivers[0].workspace == "prod"
+
+
+def test_replay_under_xdist_matches(pytester):
+    pytest.importorskip("xdist")
+    run(pytester, "--dbsec-demo", "--dbsec-snapshot-out", "s.json")
+    single = json.loads((pytester.path / "out" / "findings.json").read_text())
+    result, spread = run(pytester, "--dbsec-replay", "s.json", "-n", "2")
+    pick = lambda rep: [(r["control_id"], r["target"], r["outcome"], len(r["findings"])) for r in rep["results"]]
+    assert pick(spread) == pick(single) and spread["complete"] is True

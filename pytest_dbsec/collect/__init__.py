@@ -60,7 +60,12 @@ def known_sections() -> dict[str, SectionSpec]:
 
 
 def _load_collectors() -> None:
-    from . import account, workspace  # noqa: F401  (registration side effect)
+    """Import every module of this package: each registers its sections (one module per area)."""
+    import importlib
+    import pkgutil
+
+    for mod in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{mod.name}")
 
 
 # -- the one place where an SDK failure becomes a human reason ----------------------------------
