@@ -4,6 +4,7 @@
     dbsec baseline accept --from findings.json -o FILE    accept today's open findings
     dbsec diff OLD.json NEW.json [--output text|json]     what changed between two runs
     dbsec verify reports/evidence.json                    check report files against their manifest
+    dbsec controls [--format markdown|json] [--write README.md]   the built-in control catalog
 
 Data goes to stdout, messages to stderr. Exit codes: 0 ok; 1 a result that should stop a pipeline
 (``diff``: new findings; ``verify``: a file changed or is missing); 4 bad input (as pytest's usage
@@ -51,7 +52,67 @@ def _parser() -> argparse.ArgumentParser:
 
     verify = sub.add_parser("verify", help="verify report files against an evidence.json manifest")
     verify.add_argument("manifest", metavar="EVIDENCE_JSON")
+
+    controls = sub.add_parser("controls", help="list the built-in controls from their metadata")
+    controls.add_argument("--format", choices=("markdown", "json"), default="markdown")
+    controls.add_argument("--write", metavar="FILE",
+                          help=f"replace the table between {TABLE_START} and {TABLE_END} in FILE")
     return p
+
+
+TABLE_START, TABLE_END = "<!-- controls:start -->", "<!-- controls:end -->"
+
+
+def builtin_controls() -> list:
+    """Every built-in control, read from its marker (the one place metadata is declared)."""
+    import importlib
+    import pkgutil
+
+    import pytest_dbsec.checks as checks
+    from .findings import Control
+
+    out = []
+    for mod in pkgutil.iter_modules(checks.__path__):
+        module = importlib.import_module(f"{checks.__name__}.{mod.name}")
+        for name, obj in vars(module).items():
+            for mark in getattr(obj, "pytestmark", []):
+                if name.startswith("test") and getattr(mark, "name", None) == "dbsec":
+                    out.append(Control.from_marker(mark.kwargs, f"{mod.name}.py::{name}"))
+    area_order = ["IAM", "TOK", "NET", "UC", "CMP", "SEC", "WS", "LOG", "JOB", "INC"]
+    return sorted(out, key=lambda c: (area_order.index(c.id.split("-")[0]) if c.id.split("-")[0] in area_order
+                                      else 99, c.id))
+
+
+def controls_markdown(controls) -> str:
+    lines = ["| ID | Title | Severity | Scope | Frameworks |", "|---|---|---|---|---|"]
+    for c in controls:
+        refs = "; ".join(f"{fw} {', '.join(items)}" if items else fw for fw, items in c.refs.items())
+        title = c.title.replace("|", "\\|")
+        lines.append(f"| {c.id} | {title} | {c.severity} | {c.scope} | {refs.replace('|', '/')} |")
+    return "\n".join(lines) + "\n"
+
+
+def _controls(args) -> int:
+    controls = builtin_controls()
+    if args.format == "json":
+        print(json.dumps([c.to_json() for c in controls], indent=2))
+        return 0
+    table = controls_markdown(controls)
+    if not args.write:
+        print(table, end="")
+        return 0
+    path = Path(args.write)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise InputError(f"{path}: cannot read: {e.strerror or e}") from None
+    if TABLE_START not in text or TABLE_END not in text:
+        raise InputError(f"{path}: no {TABLE_START} ... {TABLE_END} block to replace")
+    head, rest = text.split(TABLE_START, 1)
+    _, tail = rest.split(TABLE_END, 1)
+    path.write_text(f"{head}{TABLE_START}\n{table}{TABLE_END}{tail}")
+    print(f"dbsec: {len(controls)} controls written to {path}", file=sys.stderr)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
             return _diff(args)
         if args.command == "verify":
             return _verify(args)
+        if args.command == "controls":
+            return _controls(args)
     except InputError as e:
         print(f"dbsec: {e}", file=sys.stderr)
         return USAGE_ERROR

@@ -56,3 +56,24 @@ def test_serve_prints_endpoints_and_stops_on_interrupt():
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_readme_control_table_is_current():
+    """The table is generated from the markers; regenerate with `dbsec controls --write README.md`."""
+    from pathlib import Path
+
+    from pytest_dbsec.cli import TABLE_END, TABLE_START, builtin_controls, controls_markdown
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    block = readme.split(TABLE_START, 1)[1].split(TABLE_END, 1)[0]
+    assert block.strip() == controls_markdown(builtin_controls()).strip(), \
+        "README control table is stale: run `dbsec controls --write README.md`"
+
+
+def test_controls_command_lists_every_builtin_control(capsys):
+    import json
+
+    assert main(["controls", "--format", "json"]) == 0
+    ids = [c["id"] for c in json.loads(capsys.readouterr().out)]
+    assert {"TOK-01", "TOK-02", "TOK-03", "TOK-04"} <= set(ids) and len(ids) == len(set(ids))
+    assert main(["controls", "--write", "/nonexistent/README.md"]) == 4
