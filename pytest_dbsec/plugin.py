@@ -298,9 +298,6 @@ class DbsecRun:
         else:
             sys.stderr.write(f"dbsec: {message}\n")
 
-    def scope_names_for(self, control: Control) -> list[str]:
-        return [ACCOUNT] if control.scope == "account" else list(self.workspace_names)
-
     def prepare(self, items: list[pytest.Item]) -> None:
         """Preflight the live targets and collect every section the selected controls declare."""
         if self.collector is None:

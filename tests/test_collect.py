@@ -147,3 +147,18 @@ def test_workspace_conf_falls_back_key_by_key_when_a_key_is_unknown(databricks_e
     assert sorted(sec.data["unavailable"]) == ["enableProjectsAllowList", "enableWebTerminal"]
     assert sec.data["values"]["maxTokenLifetimeDays"] == "90"
     assert sec.calls[0]["status"] == 400 and len(sec.calls) == 1 + len(WORKSPACE_CONF_KEYS)
+
+
+def test_a_section_name_belongs_to_one_function():
+    from pytest_dbsec.collect import SECTIONS, section
+
+    def probe(w, ctx):
+        return {}
+
+    try:
+        section("probe_section", "workspace")(probe)
+        section("probe_section", "workspace")(probe)  # the same function again: a reloaded conftest
+        with pytest.raises(ValueError, match="registered twice"):
+            section("probe_section", "workspace")(lambda w, ctx: {})
+    finally:
+        SECTIONS.pop("probe_section", None)

@@ -39,7 +39,10 @@ def section(name: str, scope: str, needs: Iterable[str] = (), title: str = ""):
     """Register a collector function for a data section."""
 
     def register(func):
-        if name in SECTIONS:
+        old = SECTIONS.get(name)
+        # the same function registering again (a conftest loaded by a second run in this process) is
+        # fine; two different functions claiming one name is a mistake
+        if old is not None and (old.func.__module__, old.func.__qualname__) != (func.__module__, func.__qualname__):
             raise ValueError(f"data section {name!r} registered twice")
         SECTIONS[name] = SectionSpec(name, scope, func, tuple(needs), title or (func.__doc__ or "").strip())
         return func
