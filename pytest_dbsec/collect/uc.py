@@ -1,4 +1,26 @@
-"""Unity Catalog data sections (workspace host, /api/2.1/unity-catalog/...)."""
+"""Unity Catalog data sections (workspace host, /api/2.1/unity-catalog/...).
+
+Sections:
+
+* ``uc``: metastore assignment and summary, catalogs, schemas, tables (with columns, masks, row
+  filters), external locations, storage credentials, and the DIRECT grants on each of them (raw
+  ``privilege_assignments``, so a privilege the SDK does not know survives as a string).
+  Calls: 2 + 1 (catalogs) + 1 per catalog (schemas) + 1 per schema (tables) + 2 + 1 per securable
+  (grants), plus pages.
+* ``uc_column_tags``: the tags of every column a column mask could protect and does not (unmasked
+  columns of tables, materialized views and streaming tables; not views, not the ``system`` or Delta
+  Sharing catalogs, where no mask can be set). The API has no bulk read and ``TableInfo`` carries no
+  column tags, so this is ONE CALL PER SUCH COLUMN (``entity-tag-assignments/columns/<c.s.t.col>/tags``).
+  Masked columns are skipped: whatever their tags say, they are protected.
+* ``uc_recipients``: Delta Sharing recipients of the metastore (raw; activation links and sharing
+  codes are dropped: they are credentials). 2 calls plus pages. Lists every recipient only for a
+  metastore admin; others see the ones they own.
+* ``uc_system_schemas``: the metastore's system schemas and their state (``access`` holds the audit
+  tables). 2 calls. Needs account admin or metastore admin.
+
+A workspace with no metastore assigned is a fact, not a read error: every section says so with
+``assignment: None`` (UC-01 fails on it, the other UC controls skip).
+"""
 
 from __future__ import annotations
 
@@ -7,14 +29,29 @@ from databricks.sdk.errors import NotFound
 from . import section
 from .workspace import _dicts
 
+# Catalog types whose tables cannot carry a column mask (Databricks manages them, or they are a
+# provider's shared data): UC-09 does not judge them, so their column tags are not read.
+UNMASKABLE_CATALOG_TYPES = {"SYSTEM_CATALOG", "DELTASHARING_CATALOG"}
+# Views compute their columns from other tables; masks live on those base tables.
+VIEW_TYPES = {"VIEW", "METRIC_VIEW"}
+# Databricks-managed schemas, present in every catalog
+SYSTEM_SCHEMAS = {"information_schema"}
+# Fields of a recipient (and of its tokens) that are credentials: never stored
+_RECIPIENT_SECRETS = ("activation_url", "sharing_code")
 
-@section("uc", "workspace", title="Unity Catalog: metastore, catalogs, schemas, tables, grants")
-def uc(w, ctx):
+
+def _assignment(w) -> dict | None:
     try:
         assignment = w.metastores.current().as_dict()
     except NotFound:
-        assignment = None
-    if not assignment or not assignment.get("metastore_id"):
+        return None
+    return assignment if assignment and assignment.get("metastore_id") else None
+
+
+@section("uc", "workspace", title="Unity Catalog: metastore, catalogs, schemas, tables, grants")
+def uc(w, ctx):
+    assignment = _assignment(w)
+    if assignment is None:
         # no metastore assigned: a fact (UC-01 fails on it), not a read error
         return {"assignment": None, "metastore": None, "catalogs": [], "schemas": [], "tables": [],
                 "external_locations": [], "storage_credentials": [], "grants": {}}
@@ -22,7 +59,7 @@ def uc(w, ctx):
     catalogs = _dicts(w.catalogs.list())
     schemas = [s for batch in ctx.fan_out(lambda c: _dicts(w.schemas.list(catalog_name=c["name"])), catalogs)
                for s in batch]
-    schemas_to_scan = [s for s in schemas if s.get("name") != "information_schema"]
+    schemas_to_scan = [s for s in schemas if s.get("name") not in SYSTEM_SCHEMAS]
     tables = [t for batch in ctx.fan_out(
         lambda s: _dicts(w.tables.list(catalog_name=s["catalog_name"], schema_name=s["name"])), schemas_to_scan)
         for t in batch]
@@ -49,14 +86,81 @@ def uc(w, ctx):
 
 def _grants(w, securable_type: str, full_name: str) -> list[dict]:
     """Direct grants on one securable, all pages, raw (unknown privileges kept)."""
+    return _raw_pages(w, f"/api/2.1/unity-catalog/permissions/{securable_type}/{full_name}", "privilege_assignments")
+
+
+def _raw_pages(w, path: str, key: str) -> list[dict]:
+    """Every item of a paginated UC list, as raw JSON (max_results=0: the server's page size; a page
+    may be empty and still carry a token)."""
     out, token = [], None
     while True:
         query = {"max_results": 0}
         if token:
             query["page_token"] = token
-        page = w.api_client.do("GET", f"/api/2.1/unity-catalog/permissions/{securable_type}/{full_name}",
-                               query=query)
-        out.extend(page.get("privilege_assignments") or [])
+        page = w.api_client.do("GET", path, query=query)
+        out.extend(page.get(key) or [])
         token = page.get("next_page_token")
         if not token:
             return out
+
+
+def maskable_tables(uc_data: dict) -> list[dict]:
+    """Tables whose columns a column mask can protect (the scope of UC-09 and of ``uc_column_tags``)."""
+    types = {c.get("name"): c.get("catalog_type") for c in uc_data.get("catalogs") or []}
+    return [t for t in uc_data.get("tables") or []
+            if types.get(t.get("catalog_name")) not in UNMASKABLE_CATALOG_TYPES
+            and t.get("table_type") not in VIEW_TYPES
+            and t.get("schema_name") not in SYSTEM_SCHEMAS]
+
+
+def is_masked(column: dict) -> bool:
+    return bool((column.get("mask") or {}).get("function_name"))
+
+
+@section("uc_column_tags", "workspace", needs=("uc",),
+         title="Unity Catalog column tags of unmasked table columns (one call per column)")
+def uc_column_tags(w, ctx):
+    data = ctx.data("uc")
+    if data.get("assignment") is None:
+        return {"assignment": None, "tags": {}, "vanished": []}
+    columns = [f"{t['full_name']}.{c['name']}" for t in maskable_tables(data)
+               for c in t.get("columns") or [] if c.get("name") and not is_masked(c)]
+
+    def tags_of(full: str):
+        try:
+            return _dicts(w.entity_tag_assignments.list("columns", full))
+        except NotFound:
+            return None  # dropped since the table was listed: nothing left to protect
+
+    found = ctx.fan_out(tags_of, columns)
+    return {
+        "assignment": data["assignment"],
+        "tags": {c: [{k: v for k, v in a.items() if k in ("tag_key", "tag_value")} for a in tags]
+                 for c, tags in zip(columns, found) if tags is not None},
+        "vanished": [c for c, tags in zip(columns, found) if tags is None],
+    }
+
+
+@section("uc_recipients", "workspace", title="Delta Sharing recipients of the metastore")
+def uc_recipients(w, ctx):
+    assignment = _assignment(w)
+    if assignment is None:
+        return {"assignment": None, "recipients": []}
+    recipients = _raw_pages(w, "/api/2.1/unity-catalog/recipients", "recipients")
+    for r in recipients:
+        for key in _RECIPIENT_SECRETS:
+            r.pop(key, None)
+        for tok in r.get("tokens") or []:
+            for key in _RECIPIENT_SECRETS:
+                tok.pop(key, None)
+    return {"assignment": assignment, "recipients": recipients}
+
+
+@section("uc_system_schemas", "workspace", title="Unity Catalog system schemas of the metastore")
+def uc_system_schemas(w, ctx):
+    assignment = _assignment(w)
+    if assignment is None:
+        return {"assignment": None, "schemas": []}
+    mid = assignment["metastore_id"]
+    return {"assignment": assignment,
+            "schemas": _raw_pages(w, f"/api/2.1/unity-catalog/metastores/{mid}/systemschemas", "schemas")}
