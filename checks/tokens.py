@@ -150,3 +150,160 @@ def test_TOK_04_no_token_beyond_workspace_cap(workspace, findings):
         elif days is not None and days > cap:
             _fail_token(findings, tok, seen=f"lifetime {days:.0f} days",
                         expected=f"lifetime within the workspace cap of {cap} days")
+
+
+# -- TOK-05..TOK-09 ------------------------------------------------------------------------------
+
+
+def _conf_value(workspace, key: str) -> str | None:
+    """A workspace-conf value as a lower-case string (None when unset); skip when the key does not exist."""
+    conf = workspace.data("workspace_conf")
+    if key in conf.get("unavailable", []):
+        pytest.skip(f"workspace-conf key {key} does not exist on this workspace or cloud")
+    raw = conf["values"].get(key)
+    return None if raw is None else str(raw).strip().lower()
+
+
+def _tokens_enabled(raw: str | None) -> bool:
+    # unset means the default (tokens enabled); anything but an explicit "false" counts as enabled
+    return raw != "false"
+
+
+@pytest.mark.dbsec(
+    id="TOK-05", title="Tokens about to expire (info)", severity="info", scope="workspace",
+    sections=["tokens"], refs={"SAT": ["GOV-2"]},
+    rationale="A token that expires soon breaks whatever still uses it; knowing a week ahead lets the owner "
+              "move the integration to OAuth or a new short-lived token instead of extending it in a hurry.",
+    remediation="Tell the owner; replace the token before it expires (`databricks tokens create --lifetime-seconds "
+                "...`), or better move the integration to OAuth (service principal with M2M OAuth).",
+)
+def test_TOK_05_tokens_about_to_expire(workspace, baseline, findings):
+    warn_days = baseline.get("tokens.warn_expiry_days")
+    now_ms = workspace.now.timestamp() * 1000
+    for tok in _active(workspace.data("tokens")["token_infos"], workspace.now):
+        if _never_expires(tok):
+            continue  # TOK-01 reports it
+        left = (tok["expiry_time"] - now_ms) / DAY_MS
+        if left <= warn_days:
+            _fail_token(findings, tok, seen=f"expires {_when(tok['expiry_time'])} (in {left:.1f} days)",
+                        expected=f"no token expiring within {warn_days} days unnoticed (tokens.warn_expiry_days)")
+
+
+@pytest.mark.dbsec(
+    id="TOK-06", title="No unused tokens", severity="medium", scope="workspace",
+    sections=["tokens"], refs={"SAT": ["issue 365"]},
+    rationale="A token nobody uses serves no one but whoever finds it; unused credentials should not exist.",
+    remediation=REVOKE,
+)
+def test_TOK_06_no_unused_tokens(workspace, baseline, findings):
+    max_days = baseline.get("tokens.max_unused_days")
+    now_ms = workspace.now.timestamp() * 1000
+    expected = f"used within the last {max_days} days (tokens.max_unused_days)"
+    for tok in _active(workspace.data("tokens")["token_infos"], workspace.now):
+        last = tok.get("last_used_day")
+        if last:
+            idle = (now_ms - last) / DAY_MS
+            if idle > max_days:
+                _fail_token(findings, tok, seen=f"last used {_when(last)} ({idle:.0f} days ago)", expected=expected)
+        elif not tok.get("creation_time"):
+            _fail_token(findings, tok, seen="never used, creation time unknown", expected=expected)
+        elif (now_ms - tok["creation_time"]) / DAY_MS > max_days:
+            age = (now_ms - tok["creation_time"]) / DAY_MS
+            _fail_token(findings, tok, seen=f"never used in {age:.0f} days since creation", expected=expected)
+
+
+def _service_principals(workspace) -> tuple[dict[str, dict], dict[str, dict]]:
+    """Workspace service principals by SCIM id and by applicationId."""
+    sps = workspace.data("identities").get("service_principals") or []
+    return ({str(sp.get("id")): sp for sp in sps if sp.get("id") is not None},
+            {sp["applicationId"]: sp for sp in sps if sp.get("applicationId")})
+
+
+@pytest.mark.dbsec(
+    id="TOK-07", title="Service principals use OAuth, not PATs", severity="medium", scope="workspace",
+    sections=["tokens", "identities"], refs={"seeds": ["SP PATs"], "NIST": ["IA-5"]},
+    rationale="Automation identities should authenticate with short-lived OAuth tokens (M2M) minted from a "
+              "rotated secret; a PAT held by a service principal is a long-lived password stored in some pipeline.",
+    remediation=REVOKE + " Give the service principal an OAuth secret (`databricks account service-principal-secrets "
+                         "create <sp_id>`) and use OAuth M2M; allow exceptions in tokens.sp_pat_allowed.",
+)
+def test_TOK_07_service_principals_use_oauth_not_pats(workspace, baseline, findings):
+    allowed = set(baseline.get("tokens.sp_pat_allowed") or [])
+    by_id, by_app = _service_principals(workspace)
+    for tok in _active(workspace.data("tokens")["token_infos"], workspace.now):
+        sp = by_id.get(str(tok.get("owner_id"))) if tok.get("owner_id") is not None else None
+        if sp is None and tok.get("owner_id") is None:
+            sp = by_app.get(tok.get("created_by_username") or "")
+        if sp is None:
+            continue
+        if {sp.get("applicationId"), sp.get("displayName")} & allowed:
+            continue
+        label = f"{sp.get('displayName') or '?'} ({sp.get('applicationId') or sp.get('id')})"
+        creator = tok.get("created_by_username")
+        on_behalf = f", created by {creator}" if creator and creator != sp.get("applicationId") else ""
+        findings.fail(
+            resource_type="token", resource_id=tok.get("token_id", "?"),
+            resource_name=tok.get("comment") or tok.get("token_id", "?"), owner=label,
+            seen=f"personal access token owned by service principal {label}{on_behalf}",
+            expected="OAuth (M2M) for service principals, or the SP in tokens.sp_pat_allowed",
+            created=_when(tok["creation_time"]) if tok.get("creation_time") else None,
+            expires=_when(tok["expiry_time"]) if (tok.get("expiry_time") or 0) > 0 else "never",
+        )
+
+
+@pytest.mark.dbsec(
+    id="TOK-08", title="Token creation restricted", severity="medium", scope="workspace",
+    sections=["authorization_acls", "workspace_conf"], refs={"SAT": ["IA-8"]},
+    rationale="When every user may create personal access tokens, any account can mint a long-lived credential "
+              "that bypasses SSO and MFA; token use should be granted to the groups that need it.",
+    remediation="Grant CAN_USE on tokens to the groups that need PATs only: `databricks permissions set "
+                "authorization tokens --json '{\"access_control_list\": [{\"group_name\": \"<group>\", "
+                "\"permission_level\": \"CAN_USE\"}]}'` (PUT /api/2.0/permissions/authorization/tokens); this "
+                "removes `users`.",
+)
+def test_TOK_08_token_creation_restricted(workspace, findings):
+    acl = (workspace.data("authorization_acls").get("tokens") or {}).get("access_control_list") or []
+    conf = workspace.data("workspace_conf")
+    # a workspace that does not know the key cannot turn tokens off: judge the ACL as if they were on
+    raw = None if "enableTokensConfig" in conf.get("unavailable", []) else conf["values"].get("enableTokensConfig")
+    raw = None if raw is None else str(raw).strip().lower()
+    if not _tokens_enabled(raw):
+        return  # tokens are off: nobody can create one
+    grantees = []
+    for entry in acl:
+        if entry.get("group_name") == "admins":
+            continue
+        levels = [str(p.get("permission_level")) for p in entry.get("all_permissions") or []]
+        grantees.append(entry)
+        if entry.get("group_name") == "users":
+            findings.fail(resource_type="token permission", resource_id="users",
+                          resource_name="users (every workspace user)",
+                          seen=f"{'/'.join(levels) or 'an entry'} on authorization/tokens",
+                          expected="token use granted to specific groups, not to users")
+    if not grantees:
+        findings.fail(resource_type="token permission", resource_id="authorization/tokens",
+                      resource_name=f"token permissions of workspace {workspace.name}",
+                      seen=f"tokens enabled (enableTokensConfig {raw!r}) with no ACL besides admins "
+                           "(every user may create tokens)",
+                      expected="a tokens ACL naming the groups allowed to create tokens")
+
+
+@pytest.mark.dbsec(
+    id="TOK-09", title="Tokens enabled only where needed", severity="low", scope="workspace",
+    sections=["workspace_conf"], refs={"seeds": ["PATs off where unused"]},
+    rationale="A workspace that does not need personal access tokens should not allow them at all: no token, "
+              "no token to leak.",
+    remediation="Disable tokens: `databricks workspace-conf set-status --json '{\"enableTokensConfig\": \"false\"}'` "
+                "(PATCH /api/2.0/workspace-conf); existing tokens stop working. If the workspace needs them, set "
+                "tokens.allowed: true in its baseline.",
+)
+def test_TOK_09_tokens_enabled_only_where_needed(workspace, baseline, findings):
+    if baseline.get("tokens.allowed"):
+        return
+    raw = _conf_value(workspace, "enableTokensConfig")
+    if _tokens_enabled(raw):
+        findings.fail(resource_type="workspace-conf", resource_id="enableTokensConfig",
+                      resource_name=f"workspace {workspace.name}",
+                      seen=f"enableTokensConfig {raw!r}"
+                           + (" (unset: tokens are enabled by default)" if raw is None else ""),
+                      expected="false (tokens.allowed is false)")

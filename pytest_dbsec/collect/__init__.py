@@ -132,6 +132,15 @@ class Context:
             raise SectionDependencyError(name, sec.error or "not collected")
         return sec.data
 
+    def account_client(self):
+        """The run's AccountClient, for a workspace section that needs the account's view of its
+        workspace (e.g. ADMIN assignments). Without account credentials the section fails, saying so."""
+        if ACCOUNT not in self._runner.targets:
+            raise AccountCredentialsMissing(
+                "no account credentials: pass --databricks-account-profile (this data is only readable "
+                "from the account API)")
+        return self._runner.client(ACCOUNT)
+
     def fan_out(self, func: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
         """Call func for each item concurrently (at most max_workers), in order; calls are recorded."""
         items = list(items)
@@ -145,6 +154,10 @@ class Context:
 
         with ThreadPoolExecutor(max_workers=min(self._runner.max_workers, len(items))) as pool:
             return list(pool.map(run, items))
+
+
+class AccountCredentialsMissing(Exception):
+    """A workspace section needs the account API and the run has no account target."""
 
 
 class SectionDependencyError(Exception):
@@ -249,7 +262,7 @@ class Collector:
             except Exception as e:  # noqa: BLE001 -- fail closed: every failure becomes a reason
                 sec.status = ERROR
                 sec.data = None
-                if isinstance(e, SectionDependencyError):
+                if isinstance(e, (SectionDependencyError, AccountCredentialsMissing)):
                     sec.error = str(e)
                 else:
                     sec.error = describe_failure(e, log.last, self._secrets)

@@ -1,0 +1,41 @@
+"""Identity data the IAM controls need beyond the generic sections.
+
+Who is an admin of a workspace is split between two hosts: the workspace's own SCIM (the ``admins``
+group, in the ``identities`` section) and the account, which holds the workspace permission
+assignments (``ADMIN``/``USER``) and the account admin role. A workspace-scoped control can only read
+sections of its own scope, so ``admin_assignments`` brings the account's view of *this* workspace into
+the workspace scope: its permission assignments, and the account identities that carry roles
+(account admins, directly or through a group), with the group membership needed to expand them.
+
+It reads the account API with the run's account credentials (``ctx.account_client()``); without them
+the section fails with the reason, and the controls that need it ERROR (never a pass on half the admins).
+"""
+
+from __future__ import annotations
+
+from . import section
+from .workspace import _dicts
+
+# SCIM attributes the IAM controls use (the rest of an account identity is not needed here)
+_USER_ATTRS = "id,userName,displayName,active,externalId,roles,groups"
+_SP_ATTRS = "id,applicationId,displayName,active,externalId,roles,groups"
+_GROUP_ATTRS = "id,displayName,externalId,roles,members,groups"
+
+
+@section("admin_assignments", "workspace",
+         title="this workspace's account permission assignments and the account admins (account API)")
+def admin_assignments(w, ctx):
+    a = ctx.account_client()
+    workspace_id = int(w.config.workspace_id or w.get_workspace_id())
+    # raw JSON: a permission level the SDK does not know must survive (it would become None)
+    raw = a.api_client.do(
+        "GET", f"/api/2.0/accounts/{a.config.account_id}/workspaces/{workspace_id}/permissionassignments")
+    return {
+        "workspace_id": workspace_id,
+        "permission_assignments": list((raw or {}).get("permission_assignments") or []),
+        "account_identities": {
+            "users": _dicts(a.users.list(attributes=_USER_ATTRS)),
+            "groups": _dicts(a.groups.list(attributes=_GROUP_ATTRS)),
+            "service_principals": _dicts(a.service_principals.list(attributes=_SP_ATTRS)),
+        },
+    }
