@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from databricks.sdk.errors import BadRequest, NotFound
 
+from ..credentials import scrub_list, scrub_mapping
 from . import section
 
 # workspace-conf keys the controls read. The real API rejects unknown keys (a key may be missing on a
@@ -88,13 +89,116 @@ def network(w, ctx):
 
 @section("compute", "workspace", title="clusters, policies, pools, global init scripts, runtimes")
 def compute(w, ctx):
+    clusters = _dicts(w.clusters.list())
+    matches: list[dict] = []
+    for c in clusters:
+        # a credential in a cluster's configuration never enters the inventory: its value is replaced
+        # by a marker and only its location and a redacted preview are kept (CMP-05)
+        _scrub_cluster_spec(c, "", matches, object_type="cluster", object_id=c.get("cluster_id"),
+                            object_name=c.get("cluster_name"), owner=c.get("creator_user_name"))
+    cloud, cloud_source = _cloud(w)
     return {
-        "clusters": _dicts(w.clusters.list()),
+        "clusters": clusters,
         "cluster_policies": _dicts(w.cluster_policies.list()),
         "instance_pools": _dicts(w.instance_pools.list()),
         "global_init_scripts": _dicts(w.global_init_scripts.list()),
         "spark_versions": [v.as_dict() for v in (w.clusters.spark_versions().versions or [])],
+        "cloud": cloud,  # aws | azure | gcp, or None when it cannot be told
+        "cloud_source": cloud_source,
+        "credential_matches": matches,
     }
+
+
+def _cloud(w) -> tuple[str | None, str | None]:
+    """The workspace's cloud: from the host metadata the SDK read, else from a known host name."""
+    from urllib.parse import urlparse
+
+    from databricks.sdk.environments import ALL_ENVS
+
+    cfg = w.config
+    if getattr(cfg, "cloud", None):
+        return cfg.cloud.value.lower(), "host metadata"
+    host = urlparse(cfg.host or "").hostname or ""
+    for env in ALL_ENVS:
+        if host.endswith(env.dns_zone):
+            return env.cloud.value.lower(), "host name"
+    return None, None
+
+
+def _scrub_cluster_spec(spec, where: str, out: list[dict], **context) -> None:
+    """Credentials in a cluster spec (a cluster, or a job's/pipeline's new cluster)."""
+    if not isinstance(spec, dict):
+        return
+    for field in ("spark_env_vars", "spark_conf"):
+        scrub_mapping(spec.get(field), f"{where}{field}", out, area="cluster_conf", **context)
+    docker = spec.get("docker_image")
+    if isinstance(docker, dict):
+        scrub_mapping(docker.get("basic_auth"), f"{where}docker_image.basic_auth", out, area="cluster_conf", **context)
+
+
+# task fields holding parameters: (task type, field) -> mapping or list
+_TASK_PARAMS = (
+    ("notebook_task", "base_parameters"), ("python_wheel_task", "named_parameters"),
+    ("python_wheel_task", "parameters"), ("spark_python_task", "parameters"), ("spark_jar_task", "parameters"),
+    ("spark_submit_task", "parameters"), ("sql_task", "parameters"), ("run_job_task", "job_parameters"),
+    ("run_job_task", "notebook_params"), ("run_job_task", "python_named_params"),
+    ("run_job_task", "jar_params"), ("run_job_task", "python_params"), ("run_job_task", "spark_submit_params"),
+    ("run_job_task", "sql_params"), ("dbt_task", "commands"),
+)
+
+
+def _scrub_params(value, where: str, out: list[dict], **context) -> None:
+    if isinstance(value, dict):
+        scrub_mapping(value, where, out, area="parameter", **context)
+    elif isinstance(value, list):
+        scrub_list(value, where, out, area="parameter", **context)
+
+
+def _scrub_task(task: dict, where: str, out: list[dict], **context) -> None:
+    for task_type, field in _TASK_PARAMS:
+        body = task.get(task_type)
+        if isinstance(body, dict):
+            _scrub_params(body.get(field), f"{where}.{task_type}.{field}", out, **context)
+    _scrub_cluster_spec(task.get("new_cluster"), f"{where}.new_cluster.", out, **context)
+    for i, lib in enumerate(task.get("libraries") or []):
+        pypi = lib.get("pypi") if isinstance(lib, dict) else None
+        if isinstance(pypi, dict):
+            _scrub_params(pypi, f"{where}.libraries[{i}].pypi", out, **context)
+    nested = (task.get("for_each_task") or {}).get("task")
+    if isinstance(nested, dict):
+        _scrub_task(nested, f"{where}.for_each_task.task", out, **context)
+
+
+def _scrub_job(job: dict, out: list[dict]) -> None:
+    """Credentials in a job definition: parameters, task parameters, job cluster env/conf, dependencies."""
+    settings = job.get("settings") or {}
+    context = {"object_type": "job", "object_id": job.get("job_id"), "object_name": settings.get("name"),
+               "owner": job.get("creator_user_name")}
+    for p in settings.get("parameters") or []:
+        if isinstance(p, dict) and isinstance(p.get("default"), str):
+            holder = {p.get("name") or "?": p["default"]}
+            scrub_mapping(holder, "parameters", out, area="parameter", **context)
+            p["default"] = next(iter(holder.values()))
+    for jc in settings.get("job_clusters") or []:
+        _scrub_cluster_spec(jc.get("new_cluster"), f"job_clusters[{jc.get('job_cluster_key')}].new_cluster.", out,
+                            **context)
+    for task in settings.get("tasks") or []:
+        _scrub_task(task, f"tasks[{task.get('task_key')}]", out, **context)
+    for env in settings.get("environments") or []:
+        spec = env.get("spec") if isinstance(env, dict) else None
+        if isinstance(spec, dict):
+            _scrub_params(spec.get("dependencies"), f"environments[{env.get('environment_key')}].spec.dependencies",
+                          out, **context)
+    _scrub_params(settings.get("git_source"), "git_source", out, **context)
+
+
+def _scrub_pipeline(p: dict, out: list[dict]) -> None:
+    spec = p.get("spec") or {}
+    context = {"object_type": "pipeline", "object_id": p.get("pipeline_id"), "object_name": p.get("name"),
+               "owner": p.get("creator_user_name")}
+    _scrub_params(spec.get("configuration"), "configuration", out, **context)
+    for c in spec.get("clusters") or []:
+        _scrub_cluster_spec(c, f"clusters[{c.get('label', '?')}].", out, **context)
 
 
 @section("jobs", "workspace", title="jobs and pipelines with their run_as identities")
@@ -102,7 +206,22 @@ def jobs(w, ctx):
     pipelines = _dicts(w.pipelines.list_pipelines())
     # run_as and spec are only in pipelines.get
     details = ctx.fan_out(lambda p: w.pipelines.get(p["pipeline_id"]).as_dict(), pipelines)
-    return {"jobs": _dicts(w.jobs.list(expand_tasks=True)), "pipelines": details}
+    job_list = _dicts(w.jobs.list(expand_tasks=True))
+    # the list may leave out run_as (BaseJob has no run_as_user_name): ask jobs.get for those jobs
+    missing = [j for j in job_list if not (j.get("settings") or {}).get("run_as")]
+    for j, full in zip(missing, ctx.fan_out(lambda j: w.jobs.get(j["job_id"]).as_dict(), missing)):
+        if full.get("run_as_user_name"):
+            j["run_as_user_name"] = full["run_as_user_name"]
+        if (full.get("settings") or {}).get("run_as"):
+            j.setdefault("settings", {})["run_as"] = full["settings"]["run_as"]
+    # credentials in job and pipeline definitions are replaced by markers; only where they were and a
+    # redacted preview are kept (SEC-04, CMP-05)
+    matches: list[dict] = []
+    for j in job_list:
+        _scrub_job(j, matches)
+    for p in details:
+        _scrub_pipeline(p, matches)
+    return {"jobs": job_list, "pipelines": details, "credential_matches": matches}
 
 
 @section("workspace_objects", "workspace", title="SQL warehouses, serving endpoints, dashboards, repos")
@@ -143,11 +262,21 @@ def object_acls(w, ctx):
         for obj in ctx.data(sec).get(key, []):
             if obj.get(id_field) is not None:
                 wanted.append((obj_type, str(obj[id_field])))
-    acls = ctx.fan_out(lambda t: w.api_client.do("GET", f"/api/2.0/permissions/{t[0]}/{t[1]}"), wanted)
+    def get(t):
+        try:
+            return w.api_client.do("GET", f"/api/2.0/permissions/{t[0]}/{t[1]}")
+        except NotFound:
+            return None  # deleted between the listing and this call: nothing left to judge
+
+    acls = ctx.fan_out(get, wanted)
     out: dict[str, dict] = {}
+    vanished: list[str] = []
     for (obj_type, obj_id), acl in zip(wanted, acls):
-        out[f"{obj_type}/{obj_id}"] = acl
-    return {"acls": out}
+        if acl is None:
+            vanished.append(f"{obj_type}/{obj_id}")
+        else:
+            out[f"{obj_type}/{obj_id}"] = acl
+    return {"acls": out, "vanished": vanished}
 
 
 @section("secrets", "workspace", title="secret scopes and their ACLs")
