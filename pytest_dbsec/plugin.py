@@ -206,8 +206,11 @@ class DbsecRun:
         run.snapshot_out = Path(snapshot_out) if snapshot_out else None
         if run.snapshot_out and run.snapshot_out.is_dir():
             raise pytest.UsageError(f"--dbsec-snapshot-out {run.snapshot_out}: is a directory; give a file name")
+        # the demo tenant comes with its organisation's declarations (break-glass, elevations, ...)
+        default_baseline = "demo" if demo else "default"
         try:
-            run.baseline = Baseline.load(_opt(config, "dbsec_baseline", "dbsec_baseline") or "default")
+            run.baseline = Baseline.load(config.getoption("dbsec_baseline") or
+                                         (None if demo else config.getini("dbsec_baseline")) or default_baseline)
         except BaselineError as e:
             raise pytest.UsageError(f"baseline: {e}") from None
         accepted = config.getoption("dbsec_accepted")
