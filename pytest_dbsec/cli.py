@@ -56,11 +56,30 @@ def _parser() -> argparse.ArgumentParser:
     controls = sub.add_parser("controls", help="list the built-in controls from their metadata")
     controls.add_argument("--format", choices=("markdown", "json"), default="markdown")
     controls.add_argument("--write", metavar="FILE",
-                          help=f"replace the table between {TABLE_START} and {TABLE_END} in FILE")
+                          help="replace the control and data-section tables (between their markers) in FILE")
     return p
 
 
 TABLE_START, TABLE_END = "<!-- controls:start -->", "<!-- controls:end -->"
+SECTIONS_START, SECTIONS_END = "<!-- sections:start -->", "<!-- sections:end -->"
+
+
+def sections_markdown() -> str:
+    """The data sections, from the collector registry (workspace ones first)."""
+    from .collect import known_sections
+
+    lines = ["| Section | Scope | What |", "|---|---|---|"]
+    for name, spec in sorted(known_sections().items(), key=lambda x: (x[1].scope != "workspace", x[0])):
+        lines.append(f"| `{name}` | {spec.scope} | {spec.title} |")
+    return "\n".join(lines) + "\n"
+
+
+def _replace_block(text: str, start: str, end: str, body: str, path) -> str:
+    if start not in text or end not in text:
+        raise InputError(f"{path}: no {start} ... {end} block to replace")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}\n{body}{end}{tail}"
 
 
 def builtin_controls() -> list:
@@ -106,11 +125,9 @@ def _controls(args) -> int:
         text = path.read_text()
     except OSError as e:
         raise InputError(f"{path}: cannot read: {e.strerror or e}") from None
-    if TABLE_START not in text or TABLE_END not in text:
-        raise InputError(f"{path}: no {TABLE_START} ... {TABLE_END} block to replace")
-    head, rest = text.split(TABLE_START, 1)
-    _, tail = rest.split(TABLE_END, 1)
-    path.write_text(f"{head}{TABLE_START}\n{table}{TABLE_END}{tail}")
+    text = _replace_block(text, TABLE_START, TABLE_END, table, path)
+    text = _replace_block(text, SECTIONS_START, SECTIONS_END, sections_markdown(), path)
+    path.write_text(text)
     print(f"dbsec: {len(controls)} controls written to {path}", file=sys.stderr)
     return 0
 

@@ -62,12 +62,16 @@ def test_readme_control_table_is_current():
     """The table is generated from the markers; regenerate with `dbsec controls --write README.md`."""
     from pathlib import Path
 
-    from pytest_dbsec.cli import TABLE_END, TABLE_START, builtin_controls, controls_markdown
+    from pytest_dbsec.cli import (SECTIONS_END, SECTIONS_START, TABLE_END, TABLE_START, builtin_controls,
+                                  controls_markdown, sections_markdown)
 
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     block = readme.split(TABLE_START, 1)[1].split(TABLE_END, 1)[0]
     assert block.strip() == controls_markdown(builtin_controls()).strip(), \
         "README control table is stale: run `dbsec controls --write README.md`"
+    block = readme.split(SECTIONS_START, 1)[1].split(SECTIONS_END, 1)[0]
+    assert block.strip() == sections_markdown().strip(), \
+        "README data-section table is stale: run `dbsec controls --write README.md`"
 
 
 def test_controls_command_lists_every_builtin_control(capsys):

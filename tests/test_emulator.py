@@ -97,7 +97,8 @@ def test_workspace_identity_lists_match_tenant(demo, demo_tenant):
     assert w.get_workspace_id() == ws_of(demo_tenant, "prod")["id"]
 
     users = {u.user_name: u for u in w.users.list()}
-    assert len(users) == 40  # every account user except julia.evans, who is only in dev
+    # every account user except julia.evans, who is only in dev
+    assert len(users) == len(demo_tenant["account"]["users"]) - 1
     assert "julia.evans@corp.example.com" not in users
     assert users["aaron.carter@corp.example.com"].active is False  # deactivated, still in a group
     assert users["quinn.harris@corp.example.com"].external_id is None  # local account
@@ -116,7 +117,8 @@ def test_workspace_identity_lists_match_tenant(demo, demo_tenant):
     assert groups["platform-ops"].id in {m.value for m in groups["sre"].members}
     admin_members = {m.display for m in groups["admins"].members}
     assert {"dbsec auditor", "dbsec-auditor", "platform-admins", "airflow-sp", "Break Glass Admin"} <= admin_members
-    assert len(groups["users"].members) == 45  # 40 users + 5 service principals
+    # every workspace user plus the 5 service principals
+    assert len(groups["users"].members) == len(users) + 5
 
     filtered = list(w.users.list(filter='userName eq "grace.lee@corp.example.com"'))
     assert [u.display_name for u in filtered] == ["Grace Lee"]
@@ -392,9 +394,11 @@ def test_scim_paging_beyond_one_page(fresh):
     w = ws_client(fresh, "prod")
     fresh.clear_requests()
     users = list(w.users.list())
-    assert len(users) == 40 and len({u.id for u in users}) == 40
+    expected = len(fresh.tenant["account"]["users"]) - 1  # julia.evans is only in dev
+    assert len(users) == expected and len({u.id for u in users}) == expected
     starts = [int(r.query["startIndex"]) for r in fresh.requests if r.path.endswith("/scim/v2/Users")]
-    assert starts == [1, 8, 15, 22, 29, 36, 41]  # the last page is empty, which ends the SDK loop
+    # pages of 7, then one past the end: the empty page ends the SDK loop
+    assert starts == list(range(1, expected + 1, 7)) + [expected + 1]
     a = acct_client(fresh)
     fresh.clear_requests()
     assert len(list(a.groups.list())) == 16

@@ -410,3 +410,17 @@ def test_users_can_test_their_code_with_the_databricks_emulator_fixture(pytester
     pytester.makepyfile(test_user=USER_TEST)
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
+
+
+def test_collect_only_lists_every_catalog_control(pytester):
+    """Every control of shared/controls.md (INC belongs to the access-graph work) is collected."""
+    import re
+
+    catalog = Path(__file__).resolve().parents[2] / "shared" / "controls.md"
+    if not catalog.exists():
+        pytest.skip(f"the control catalog is not beside this checkout ({catalog})")
+    ids = set(re.findall(r"^\| ([A-Z]{2,4}-\d{2}) \|", catalog.read_text(), re.M))
+    ids = {i for i in ids if not i.startswith("INC-")}
+    result = pytester.runpytest("--dbsec-demo", "--collect-only", "-q", "-p", "no:cacheprovider")
+    collected = {m.replace("_", "-") for m in re.findall(r"::test_([A-Z]{2,4}_\d{2})_", result.stdout.str())}
+    assert len(ids) == 74 and ids <= collected, sorted(ids - collected)
