@@ -86,3 +86,36 @@ def audit(pytester, databricks_emulator, monkeypatch, tmp_path):
 
     return run
 
+
+
+@pytest.fixture
+def judge_for(audit, pytester, tenant, emulator):
+    """A runner for one area's purpose-built tenant::
+
+        judge = judge_for("cmp_base", ["-k", "CMP_0 or CMP_1"])
+        report, emu = judge(edit, *pytest_args, baseline={...}, faults=[(route, kw)], principal=...)
+
+    `edit(tenant, first_workspace)` changes the tenant before the emulator starts; `baseline` is merged
+    over `default`; the selection applies when no pytest args are given."""
+    import yaml
+
+    def make(base: str, default_selection: list[str]):
+        def run(edit=None, *args, baseline=None, faults=(), principal="dbsec-auditor"):
+            t = tenant(base)
+            if edit is not None:
+                edit(t, t["account"]["workspaces"][0])
+            opts = list(args) or list(default_selection)
+            if baseline is not None:
+                (pytester.path / f"{base}-baseline.yaml").write_text(
+                    yaml.safe_dump({"extends": "default", **baseline}))
+                opts += ["--dbsec-baseline", f"{base}-baseline.yaml"]
+            emu = emulator(t)
+            for route, kw in faults:
+                emu.add_fault(route, **kw)
+            result, report = audit(t, *opts, principal=principal, account=False, emu=emu)
+            assert report is not None, result.stdout.str()
+            return report, emu
+
+        return run
+
+    return make

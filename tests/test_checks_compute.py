@@ -9,8 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
-import yaml
-from dbsec_helpers import outcome_of
+from dbsec_helpers import ids, outcome, outcome_of
 
 from pytest_dbsec.credentials import ELLIPSIS
 
@@ -18,33 +17,10 @@ CMP = [f"CMP-{i:02d}" for i in range(1, 12)]
 
 
 @pytest.fixture
-def judge(audit, pytester, tenant, emulator):
-    """judge(edit, "-k", "CMP_", baseline={...}, faults=[...], principal=...) -> (report, emulator)."""
-
-    def run(edit=None, *args, baseline=None, faults=(), principal="dbsec-auditor"):
-        t = tenant("cmp_base")
-        if edit is not None:
-            edit(t, t["account"]["workspaces"][0])
-        opts = list(args) or ["-k", "CMP_0 or CMP_1"]
-        if baseline is not None:
-            (pytester.path / "cmp-baseline.yaml").write_text(yaml.safe_dump({"extends": "default", **baseline}))
-            opts += ["--dbsec-baseline", "cmp-baseline.yaml"]
-        emu = emulator(t)
-        for route, kw in faults:
-            emu.add_fault(route, **kw)
-        result, report = audit(t, *opts, principal=principal, account=False, emu=emu)
-        assert report is not None, result.stdout.str()
-        return report, emu
-
-    return run
+def judge(judge_for):
+    return judge_for("cmp_base", ["-k", "CMP_0 or CMP_1"])
 
 
-def ids(report, control) -> set[str]:
-    return {f["resource_id"] for f in outcome_of(report, control, "ws1")["findings"]}
-
-
-def outcome(report, control) -> str:
-    return outcome_of(report, control, "ws1")["outcome"]
 
 
 def cluster_ids(emu) -> dict[str, str]:

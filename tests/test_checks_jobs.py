@@ -6,8 +6,7 @@ things it is about."""
 from __future__ import annotations
 
 import pytest
-import yaml
-from dbsec_helpers import outcome_of
+from dbsec_helpers import ids, outcome, outcome_of
 
 JOB = ["JOB-01", "JOB-02", "JOB-03", "JOB-04"]
 ETL_SP = "7f1c2b9e-0000-4000-8000-00000000e001"
@@ -17,36 +16,20 @@ BOB, CAROL, HENRY, ALICE = ("bob@corp.example.com", "carol@corp.example.com", "h
 
 
 @pytest.fixture
-def judge(audit, pytester, tenant, emulator):
-    """judge(edit, "-k", "JOB_0", baseline={...}, faults=[...], principal=...) -> (report, ids by name)."""
+def judge(judge_for):
+    """Like judge_for's runner, but returns (report, job and pipeline ids by name)."""
+    run = judge_for("job_base", ["-k", "JOB_0"])
 
-    def run(edit=None, *args, baseline=None, faults=(), principal="dbsec-auditor"):
-        t = tenant("job_base")
-        if edit is not None:
-            edit(t, t["account"]["workspaces"][0])
-        opts = list(args) or ["-k", "JOB_0"]
-        if baseline is not None:
-            (pytester.path / "job-baseline.yaml").write_text(yaml.safe_dump({"extends": "default", **baseline}))
-            opts += ["--dbsec-baseline", "job-baseline.yaml"]
-        emu = emulator(t)
-        for route, kw in faults:
-            emu.add_fault(route, **kw)
-        result, report = audit(t, *opts, principal=principal, account=False, emu=emu)
-        assert report is not None, result.stdout.str()
+    def judged(*args, **kwargs):
+        report, emu = run(*args, **kwargs)
         ws = emu.tenant["account"]["workspaces"][0]
         names = {j["settings"]["name"]: j["job_id"] for j in ws["jobs"]}
         names.update({p["name"]: p["pipeline_id"] for p in ws["pipelines"]})
         return report, names
 
-    return run
+    return judged
 
 
-def ids(report, control) -> set[str]:
-    return {f["resource_id"] for f in outcome_of(report, control, "ws1")["findings"]}
-
-
-def outcome(report, control) -> str:
-    return outcome_of(report, control, "ws1")["outcome"]
 
 
 def _job(name, creator, run_as=None, notebook="/Shared/etl/load"):

@@ -8,8 +8,7 @@ from __future__ import annotations
 import json
 
 import pytest
-import yaml
-from dbsec_helpers import outcome_of
+from dbsec_helpers import ids, outcome, outcome_of
 
 SEC = ["SEC-01", "SEC-02", "SEC-03", "SEC-04"]
 PAT = "dapi" + "5e7a" * 8
@@ -19,33 +18,10 @@ SECRETS = (PAT, AKIA, AWS_SECRET, "Hunter2Hunter2", "Sn0wfl4ke!", "Pa55w0rdForLe
 
 
 @pytest.fixture
-def judge(audit, pytester, tenant, emulator):
-    """judge(edit, "-k", "SEC_", baseline={...}, faults=[...], principal=...) -> (report, emulator)."""
-
-    def run(edit=None, *args, baseline=None, faults=(), principal="dbsec-auditor"):
-        t = tenant("sec_base")
-        if edit is not None:
-            edit(t, t["account"]["workspaces"][0])
-        opts = list(args) or ["-k", "SEC_0"]
-        if baseline is not None:
-            (pytester.path / "sec-baseline.yaml").write_text(yaml.safe_dump({"extends": "default", **baseline}))
-            opts += ["--dbsec-baseline", "sec-baseline.yaml"]
-        emu = emulator(t)
-        for route, kw in faults:
-            emu.add_fault(route, **kw)
-        result, report = audit(t, *opts, principal=principal, account=False, emu=emu)
-        assert report is not None, result.stdout.str()
-        return report, emu
-
-    return run
+def judge(judge_for):
+    return judge_for("sec_base", ["-k", "SEC_0"])
 
 
-def ids(report, control) -> set[str]:
-    return {f["resource_id"] for f in outcome_of(report, control, "ws1")["findings"]}
-
-
-def outcome(report, control) -> str:
-    return outcome_of(report, control, "ws1")["outcome"]
 
 
 def test_compliant_tenant_passes_every_sec_control(judge):
