@@ -424,3 +424,26 @@ def test_collect_only_lists_every_catalog_control(pytester):
     result = pytester.runpytest("--dbsec-demo", "--collect-only", "-q", "-p", "no:cacheprovider")
     collected = {m.replace("_", "-") for m in re.findall(r"::test_([A-Z]{2,4}_\d{2})_", result.stdout.str())}
     assert len(ids) == 74 and ids <= collected, sorted(ids - collected)
+
+
+def test_no_secret_planted_in_the_demo_reaches_any_output(pytester):
+    """The demo tenant hides fake credentials in notebooks, cluster env, job parameters and bearer
+    tokens. A full run with a snapshot must not carry any of them anywhere."""
+    import gzip
+    import re
+
+    from pytest_dbsec.emulator import DEMO_TENANT
+
+    text = DEMO_TENANT.read_text()
+    planted = set(re.findall(r"AKIA[A-Z0-9]{16}|dapi[0-9a-f]{32}|wJalr[A-Za-z0-9/+]{30,}", text))
+    planted |= set(re.findall(r"password=([^;&\"' ]+)", text))
+    planted |= set(re.findall(r'aws_secret_access_key="([^"]+)"', text))
+    assert len(planted) >= 10  # the detector below is only as good as this list
+    result = pytester.runpytest("--dbsec-demo", "-p", "no:cacheprovider", "--dbsec-report-dir", "out",
+                                "--dbsec-snapshot-out", "out/snap.json.gz")
+    outputs = {p.name: p.read_bytes() for p in (pytester.path / "out").iterdir()}
+    outputs["snap.json.gz"] = gzip.decompress(outputs["snap.json.gz"])
+    outputs["stdout"] = result.stdout.str().encode()
+    outputs["stderr"] = result.stderr.str().encode()
+    leaks = {(secret, name) for secret in planted for name, data in outputs.items() if secret.encode() in data}
+    assert not leaks
