@@ -5,6 +5,8 @@
     dbsec diff OLD.json NEW.json [--output text|json]     what changed between two runs
     dbsec verify reports/evidence.json                    check report files against their manifest
     dbsec controls [--format markdown|json] [--write README.md]   the built-in control catalog
+    dbsec access (--principal P | --resource R | --group G | --compare A B) SOURCE [--output json|csv|text]
+                                                          what an identity can reach, and through what
 
 Data goes to stdout, messages to stderr. Exit codes: 0 ok; 1 a result that should stop a pipeline
 (``diff``: new findings; ``verify``: a file changed or is missing); 4 bad input (as pytest's usage
@@ -57,6 +59,30 @@ def _parser() -> argparse.ArgumentParser:
     controls.add_argument("--format", choices=("markdown", "json"), default="markdown")
     controls.add_argument("--write", metavar="FILE",
                           help="replace the control and data-section tables (between their markers) in FILE")
+
+    acc = sub.add_parser("access", help="incident response: what a principal can reach, who reaches a resource")
+    # the question; exactly one, checked in _access so the error is one line naming the flags
+    acc.add_argument("--principal", metavar="NAME", help="user name, SP application id or display name, or group")
+    acc.add_argument("--resource", metavar="SECURABLE", help="catalog, schema, table, ... : who can reach it")
+    acc.add_argument("--group", metavar="NAME", help="a group: its members and what it reaches")
+    acc.add_argument("--compare", nargs=2, metavar=("A", "B"), help="what A reaches that B does not, and back")
+    # where the data comes from
+    acc.add_argument("--databricks-profile", metavar="PROFILE", action="append", default=[],
+                     help="~/.databrickscfg profile of a workspace (repeatable)")
+    acc.add_argument("--databricks-account-profile", metavar="PROFILE", help="profile for the account APIs")
+    acc.add_argument("--workspace-urls", metavar="URL,URL",
+                     help="workspace hosts; credentials from the environment (DATABRICKS_TOKEN, ...)")
+    acc.add_argument("--snapshot", metavar="FILE", help="answer offline from a saved snapshot (no network)")
+    acc.add_argument("--demo", action="store_true", help="answer from the embedded demo tenant")
+    # what to read and show
+    acc.add_argument("--scan-workspace-objects", action="store_true",
+                     help="also read object ACLs, jobs/pipelines (run_as) and secret scopes")
+    acc.add_argument("--workspace-object-types", metavar="TYPE,TYPE",
+                     help="with --scan-workspace-objects: keep only these object types (jobs,pipelines,secrets,...)")
+    acc.add_argument("--escalation-check", action="store_true",
+                     help="report what the principal can turn into more access")
+    acc.add_argument("--output", choices=("json", "csv", "text"), default="text")
+    acc.add_argument("--max-workers", type=int, default=8, help="concurrent API calls (default 8)")
     return p
 
 
@@ -148,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
             return _verify(args)
         if args.command == "controls":
             return _controls(args)
+        if args.command == "access":
+            return _access(args)
     except InputError as e:
         print(f"dbsec: {e}", file=sys.stderr)
         return USAGE_ERROR
@@ -267,6 +295,226 @@ def _verify(args) -> int:
     if not problems:
         print(f"{manifest}: all files intact", file=sys.stderr)
     return 1 if problems else 0
+
+
+# -- dbsec access -------------------------------------------------------------------------------
+
+# The sections the access graph reads; object-level ones only on --scan-workspace-objects, because
+# they cost one call per object (thousands on a large workspace) and most incident questions start
+# with "which groups, workspaces and data" before "which jobs".
+ACCESS_ACCOUNT_SECTIONS = ("account_identities", "account_workspaces", "sp_secrets")
+ACCESS_WS_SECTIONS = ("identities", "uc", "tokens")
+# compute/workspace_objects give object names (and object_acls needs them); authorization_acls is
+# the tokens/passwords ACL
+ACCESS_SCAN_SECTIONS = ("object_acls", "jobs", "secrets", "compute", "workspace_objects", "authorization_acls")
+
+
+def _access(args) -> int:
+    from .graph.access import AccessGraph, UnknownPrincipal, UnknownResource
+    from .report import access as report
+
+    questions = [f for f, v in (("--principal", args.principal), ("--resource", args.resource),
+                                ("--group", args.group), ("--compare", args.compare)) if v]
+    if len(questions) != 1:
+        raise InputError("access: give exactly one of --principal, --resource, --group, --compare"
+                         + (f" (got {' and '.join(questions)})" if questions else ""))
+    live = bool(args.databricks_profile or args.databricks_account_profile or args.workspace_urls)
+    sources = [f for f, v in (("--snapshot", args.snapshot), ("--demo", args.demo),
+                              ("--databricks-profile/--databricks-account-profile/--workspace-urls", live)) if v]
+    if len(sources) != 1:
+        raise InputError("access: give one data source: --snapshot FILE, --demo, or --databricks-profile/"
+                         "--databricks-account-profile/--workspace-urls" +
+                         (f" (got {' and '.join(sources)})" if sources else ""))
+    types = None
+    if args.workspace_object_types is not None:
+        if not args.scan_workspace_objects:
+            raise InputError("access: --workspace-object-types filters the object scan; add --scan-workspace-objects")
+        types = {t.strip() for t in args.workspace_object_types.split(",") if t.strip()}
+        bad = sorted(types - set(report.OBJECT_TYPES))
+        if bad or not types:
+            raise InputError(f"access: --workspace-object-types: unknown type {', '.join(bad) or '(empty)'} "
+                             f"(known: {', '.join(report.OBJECT_TYPES)})")
+    if not 1 <= args.max_workers <= 256:
+        raise InputError(f"access: --max-workers: must be between 1 and 256, got {args.max_workers}")
+
+    ws_sections = ACCESS_WS_SECTIONS + (ACCESS_SCAN_SECTIONS if args.scan_workspace_objects else ())
+    inventory = _access_inventory(args, ws_sections)
+    # the same restriction for every source: a snapshot answers exactly what a live run would
+    inventory, skipped = _restrict(inventory, set(ws_sections) | set(ACCESS_ACCOUNT_SECTIONS))
+    graph = AccessGraph.from_inventory(inventory)
+    # a section left out on purpose is not a gap; everything else the graph missed is
+    gaps = [g for g in graph.gaps if g.split(": ", 1)[0] not in skipped]
+    errors = report.error_records(gaps)
+
+    def blast(name: str) -> dict:
+        answer = graph.blast_radius(name)
+        if not args.escalation_check:
+            answer["escalation_findings"] = []
+        return report.filter_object_types(answer, types)
+
+    try:
+        if args.principal or args.group:
+            doc = blast(args.principal or args.group)
+            mode = "principal"
+            if args.group:
+                if doc["principal"]["kind"] != "group":
+                    raise InputError(f"access: --group {args.group!r} is a {doc['principal']['kind']}, "
+                                     "not a group (use --principal)")
+                mode = "group"
+                doc["members"] = [
+                    {"principal": m, "kind": graph.principals[m].kind if m in graph.principals else "unknown",
+                     "chain": chain} for m, chain in sorted(graph.account_closure.members(doc["principal"]["name"])
+                                                             .items())]
+        elif args.resource:
+            mode = "resource"
+            typ, full = graph.find_securable(args.resource)
+            doc = {"resource": {"securable_type": typ, "full_name": full},
+                   "principals": graph.who_can_reach(args.resource)}
+        else:
+            mode = "compare"
+            a, b = blast(args.compare[0]), blast(args.compare[1])
+            only_a, only_b = report.compare(a, b)
+            doc = {"a": {"principal": a["principal"]}, "b": {"principal": b["principal"]},
+                   "only_a": only_a, "only_b": only_b}
+    except UnknownPrincipal as e:
+        # an empty answer for a typo would read as "this identity reaches nothing": refuse instead
+        raise InputError(f"access: unknown principal: {e.args[0]}") from None
+    except UnknownResource as e:
+        raise InputError(f"access: unknown resource: {e.args[0]}") from None
+
+    doc = {"format": report.ACCESS_FORMAT, "version": report.ACCESS_VERSION, "mode": mode, **doc,
+           "errors": errors, "complete": not errors,
+           "scanned_workspace_objects": bool(args.scan_workspace_objects),
+           "escalation_check": bool(args.escalation_check),
+           "workspace_object_types": sorted(types) if types is not None else None,
+           "workspaces": sorted(inventory.workspaces)}
+    sys.stdout.write(report.render(doc, args.output))
+    sys.stdout.flush()
+    if errors:
+        print(f"dbsec: WARNING: INCOMPLETE ANSWER: {len(errors)} part(s) of the tenant could not be read; "
+              "access may be missing from this answer: "
+              + "; ".join(f"{e['scope']}{'/' + e['section'] if e['section'] else ''}" for e in errors),
+              file=sys.stderr)
+    if not args.scan_workspace_objects and mode != "resource":
+        print("dbsec: note: workspace object ACLs, run_as and secret scopes were not read "
+              "(add --scan-workspace-objects)", file=sys.stderr)
+    return 0
+
+
+def _restrict(inventory, keep: set[str]):
+    """A copy holding only the sections in ``keep``; returns it and the "scope/section" names left out
+    on purpose, so that they are not reported as gaps."""
+    from .inventory import Inventory, Scope
+
+    out = Inventory(meta=dict(inventory.meta))
+    skipped: set[str] = set()  # "scope/section", the form the graph's gap lines start with
+
+    def copy(sc):
+        new = Scope(sc.name, sc.kind, id=sc.id, host=sc.host)
+        for name, sec in sc.sections.items():
+            if name in keep:
+                new.sections[name] = sec
+        return new
+
+    if inventory.account is not None:
+        out.account = copy(inventory.account)
+    for name, sc in inventory.workspaces.items():
+        out.workspaces[name] = copy(sc)
+    from .graph.access import ACCOUNT_SECTIONS, WORKSPACE_SECTIONS
+
+    for sc in out.scopes():
+        for name in ACCOUNT_SECTIONS if sc.kind == "account" else WORKSPACE_SECTIONS:
+            if name not in keep:
+                skipped.add(f"{sc.name}/{name}")
+    return out, skipped
+
+
+def _access_inventory(args, ws_sections):
+    """The inventory to answer from: a snapshot as is, or freshly collected (demo or live)."""
+    from .inventory import ACCOUNT, OK, Inventory, Scope, SnapshotError
+
+    if args.snapshot:
+        try:
+            return Inventory.load(args.snapshot)
+        except SnapshotError as e:
+            raise InputError(f"access: --snapshot {e}") from None
+    from .collect import Collector
+    from .connect import ConnectError, Target, preflight
+
+    emulator = None
+    try:
+        targets: dict[str, Target] = {}
+        if args.demo:
+            from .emulator import DEMO_TENANT, Emulator
+
+            # the same identity the pytest plugin's --dbsec-demo audits as
+            emulator = Emulator(DEMO_TENANT).start()
+            for ws in emulator.workspaces:
+                targets[ws["name"]] = Target(ws["name"], host=ws["url"], workspace_id=ws["id"],
+                                             token=emulator.token_for("dbsec-auditor", ws["name"]))
+            targets[ACCOUNT] = Target(ACCOUNT, kind="account", host=emulator.account_url,
+                                      account_id=emulator.account_id, token=emulator.token_for("dbsec-auditor"))
+        else:
+            for profile in args.databricks_profile:
+                targets[profile] = Target(profile, profile=profile)
+            for url in (args.workspace_urls or "").split(","):
+                url = url.strip()
+                if url:
+                    name = _host_label(url)
+                    if name in targets:
+                        raise InputError(f"access: --workspace-urls: {url} is given twice")
+                    targets[name] = Target(name, host=url if "://" in url else f"https://{url}")
+            if args.databricks_account_profile:
+                targets[ACCOUNT] = Target(ACCOUNT, kind="account", profile=args.databricks_account_profile)
+        inv = Inventory(meta={"tool": "dbsec access"})
+        ids = {}
+        for name, target in targets.items():
+            # one bounded check per target, so a typo in a profile or host is exit 4 within seconds,
+            # not a report full of errors
+            _progress(f"checking {target.describe()}")
+            try:
+                ids[name] = preflight(target)[1]
+            except ConnectError as e:
+                raise InputError(f"access: {e}") from None
+        collector = None
+        names: dict[str, str] = {}
+        if ACCOUNT in targets:
+            inv.account = Scope(ACCOUNT, "account", id=ids.get(ACCOUNT))
+            collector = Collector(inv, {ACCOUNT: targets[ACCOUNT]}, max_workers=args.max_workers, progress=_progress)
+            collector.ensure([(ACCOUNT, s) for s in ACCESS_ACCOUNT_SECTIONS])
+            sec = inv.account.section("account_workspaces")
+            if sec.status == OK:
+                names = {str(w.get("workspace_id")): w.get("workspace_name")
+                         for w in (sec.data or {}).get("workspaces") or [] if w.get("workspace_name")}
+        # name each workspace as the account does: the graph joins account assignments to workspaces
+        # by name, and a profile name ("prod") is rarely the workspace name ("corp-prod-us-east-1")
+        named: dict[str, Target] = {ACCOUNT: targets[ACCOUNT]} if ACCOUNT in targets else {}
+        for name, target in targets.items():
+            if name == ACCOUNT:
+                continue
+            ws_name = names.get(str(ids.get(name)), name)
+            if ws_name in named:
+                raise InputError(f"access: {target.describe()} is the same workspace as another target ({ws_name})")
+            named[ws_name] = target
+            inv.workspaces[ws_name] = Scope(ws_name, "workspace", id=target.workspace_id or ids.get(name),
+                                            host=target.host)
+        wanted = [(ws, s) for ws in inv.workspaces for s in ws_sections]
+        Collector(inv, named, max_workers=args.max_workers, progress=_progress).ensure(wanted)
+        return inv
+    finally:
+        if emulator is not None:
+            emulator.stop()
+
+
+def _host_label(url: str) -> str:
+    from urllib.parse import urlparse
+
+    netloc = urlparse(url if "://" in url else f"https://{url}").netloc
+    return netloc or url
+
+
+def _progress(message: str) -> None:
+    print(f"dbsec: {message}", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":
