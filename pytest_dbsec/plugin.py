@@ -80,6 +80,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "(critical|high|medium|low|info|none; default: low)")
     group.addoption("--dbsec-allow-errors", action="store_true",
                     help="controls that could not read their data do not fail the run (they are still reported)")
+    group.addoption("--dbsec-principal", metavar="NAME",
+                    help="post-incident verification: run only the INC controls for this identity (userName, "
+                         "service principal applicationId or display name, or group); without it INC is deselected")
+    group.addoption("--dbsec-containment-plan", action="store_true",
+                    help="with --dbsec-principal: print the ordered steps that remove the access it still has "
+                         "(printed, never executed)")
     parser.addini("dbsec_report_dir", "where pytest-dbsec writes reports", default="reports")
     parser.addini("dbsec_max_workers", "concurrent API calls during collection", default="8")
     parser.addini("dbsec_baseline", "baseline name or path", default="default")
@@ -100,7 +106,12 @@ def pytest_configure(config: pytest.Config) -> None:
         "declares a Databricks security control (see pytest_dbsec.findings)",
     )
     if not _is_active(config):
+        if config.getoption("dbsec_principal") or config.getoption("dbsec_containment_plan"):
+            raise pytest.UsageError("--dbsec-principal/--dbsec-containment-plan need a Databricks target: "
+                                    "--databricks-profile/--databricks-account-profile, --dbsec-demo or --dbsec-replay")
         return
+    if config.getoption("dbsec_containment_plan") and not config.getoption("dbsec_principal"):
+        raise pytest.UsageError("--dbsec-containment-plan needs --dbsec-principal NAME (whose access to remove)")
     config.hook.pytest_dbsec_register_sections(section=section)
     run = DbsecRun.from_config(config)
     config.stash[RUN_KEY] = run
@@ -170,6 +181,7 @@ class DbsecRun:
         # under pytest-xdist, workers run controls and the controller writes the reports
         self.is_worker = hasattr(config, "workerinput")
         self.shared_cache: Path | None = None  # where xdist workers share what they collected
+        self._graph = None  # the access graph, built on first use by the INC controls
 
     # -- set-up from options --------------------------------------------------------------------
 
@@ -312,10 +324,13 @@ class DbsecRun:
             if control is None or target is None or not self._has_scope(target):
                 continue
             needed.update((target, s) for s in control.sections)
+            if "access_graph" in getattr(item, "fixturenames", ()):
+                needed.update(self._graph_sections())
         if not needed:
             return
         if self.shared_cache is None:
             self._collect(needed)
+            self._check_principal(items)
             return
         # pytest-xdist: workers take turns; each reuses what the others collected and adds only
         # what is missing, so the inventory is fetched once per run whatever the number of workers.
@@ -343,6 +358,43 @@ class DbsecRun:
             self.inventory.scope(scope).id = _as_int(scope_id)
             self.progress(f"connected to {target.describe()} as {who} ({time.monotonic() - started:.1f}s)")
         self.collector.ensure(sorted(missing))
+
+    def _graph_sections(self) -> set[tuple[str, str]]:
+        """Every (scope, section) the access graph is built from, for the scopes of this run."""
+        from .checks.incident import GRAPH_ACCOUNT_SECTIONS, GRAPH_WORKSPACE_SECTIONS
+
+        out = {(ACCOUNT, s) for s in GRAPH_ACCOUNT_SECTIONS} if self.inventory.account is not None else set()
+        return out | {(ws, s) for ws in self.inventory.workspaces for s in GRAPH_WORKSPACE_SECTIONS}
+
+    def access_graph(self):
+        """The access graph over everything this run can read (built once). A section that cannot be
+        read is not raised here: it becomes a gap, and each INC control errors on the gaps its own
+        answer depends on (a denied secrets read must not hide the verdict on tokens)."""
+        if self._graph is None:
+            from .graph.access import AccessGraph
+
+            if self.collector is not None:
+                self.collector.ensure(sorted(self._graph_sections()))
+            self._graph = AccessGraph.from_inventory(self.inventory)
+        return self._graph
+
+    def _check_principal(self, items: list[pytest.Item]) -> None:
+        """An unknown --dbsec-principal is a usage error (exit 4), said before any control runs -- but
+        only when the identity data was read: on a partial read the INC controls ERROR instead."""
+        principal = self.config.getoption("dbsec_principal")
+        if not principal or self.is_worker or not any("access_graph" in getattr(i, "fixturenames", ())
+                                                       for i in items):
+            return
+        from .graph.access import UnknownPrincipal
+
+        graph = self.access_graph()
+        try:
+            graph.resolve(principal)
+        except UnknownPrincipal as e:
+            if self.inventory.account is not None and \
+                    self.inventory.account.section("account_identities").status == OK:
+                self.aborted = True
+                raise pytest.UsageError(f"--dbsec-principal: {e.args[0]}") from None
 
     def today(self):
         """The date waivers and attestations are judged on: when the data was read, so that a
@@ -487,6 +539,29 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if mark is not None and mark.kwargs.get("scope") == "account":
         return
     metafunc.parametrize("workspace", run.workspace_names, indirect=True, ids=run.workspace_names)
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """INC controls judge one identity: without --dbsec-principal they are deselected (not skipped, not
+    failed), so ordinary runs are unchanged; with it, the other built-in controls are deselected, so
+    the run answers only "is this identity contained?". The user's own tests stay selected."""
+    if _run(config) is None:
+        return
+    principal = config.getoption("dbsec_principal")
+
+    def builtin_inc(item) -> bool:
+        control = item.stash.get(CONTROL_KEY, None)
+        return control is not None and control.id.startswith("INC-") and \
+            Path(item.path).parent == builtin_checks_dir()
+
+    def other_builtin(item) -> bool:
+        return CONTROL_KEY in item.stash and Path(item.path).parent == builtin_checks_dir() and not builtin_inc(item)
+
+    drop = [i for i in items if (other_builtin(i) if principal else builtin_inc(i))]
+    if drop:
+        dropped = set(map(id, drop))
+        items[:] = [i for i in items if id(i) not in dropped]
+        config.hook.pytest_deselected(items=drop)
 
 
 # -- running -----------------------------------------------------------------------------------
@@ -729,6 +804,37 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
         tr.line(f"gate: PASS (fail-on {g['fail_on']}; {g['below_threshold']} failures below it)", green=True)
     if not run.report.complete:
         tr.line("INCOMPLETE: some data could not be read or not every control ran; see findings.json", red=True)
+    if config.getoption("dbsec_containment_plan"):
+        _print_containment_plan(tr, run, config.getoption("dbsec_principal"))
+
+
+def _print_containment_plan(tr, run: DbsecRun, principal: str) -> None:
+    """Print (never execute) the steps that remove what the principal can still reach. Built from the
+    data this run read -- on the xdist controller, what the workers sent back -- with no new request."""
+    from .checks.incident import containment_plan, read_at, unaudited_workspaces
+    from .graph.access import AccessGraph, UnknownPrincipal
+
+    tr.section("dbsec containment plan")
+    graph = AccessGraph.from_inventory(run.inventory)
+    account = run.targets.get(ACCOUNT)
+    try:
+        plan = containment_plan(graph, principal, read_at(run.inventory), account.account_id if account else None)
+    except UnknownPrincipal as e:
+        tr.line(f"no plan: {e.args[0]}", red=True)
+        return
+    p = plan["principal"]
+    who = f"{p['name']} ({p['display_name']})" if p["display_name"] and p["display_name"] != p["name"] else p["name"]
+    tr.line(f"for {p['kind'].replace('_', ' ')} {who}: printed, never executed; review, then apply in this order")
+    missing = graph.gaps + [f"workspace {w} is not part of this run" for w in unaudited_workspaces(run.inventory)]
+    if missing:
+        tr.line("INCOMPLETE DATA: the plan can only cover what was read; missing: " + "; ".join(missing), red=True)
+    if not plan["steps"]:
+        tr.line("nothing left to remove: the identity is contained", green=True)
+    for n, s in enumerate(plan["steps"], 1):
+        tr.line(f"{n:3}. [{s['target']}] {s['action']}")
+        tr.line(f"       {s['request']}")
+    for note in plan["notes"]:
+        tr.line(f"note: {note}")
 
 
 # -- fixtures ----------------------------------------------------------------------------------
@@ -807,6 +913,22 @@ def baseline(request: pytest.FixtureRequest) -> Baseline:
 def dbsec_inventory(request: pytest.FixtureRequest) -> Inventory:
     """The whole inventory of this run (sections appear as controls need them)."""
     return _require_run(request).inventory
+
+
+@pytest.fixture(scope="session")
+def dbsec_principal(request: pytest.FixtureRequest) -> str:
+    """The identity named by --dbsec-principal (the INC controls judge it)."""
+    principal = request.config.getoption("dbsec_principal")
+    if not principal:
+        raise pytest.UsageError("the 'dbsec_principal' fixture needs --dbsec-principal NAME")
+    return principal
+
+
+@pytest.fixture(scope="session")
+def access_graph(request: pytest.FixtureRequest):
+    """The access graph (pytest_dbsec.graph.access.AccessGraph) over the account and every workspace of
+    the run. Its gaps are data that could not be read: a control answering from it must check them."""
+    return _require_run(request).access_graph()
 
 
 @pytest.fixture
