@@ -5,7 +5,7 @@
     dbsec diff OLD.json NEW.json [--output text|json]     what changed between two runs
     dbsec verify reports/evidence.json                    check report files against their manifest
     dbsec controls [--format markdown|json] [--write README.md]   the built-in control catalog
-    dbsec access (--principal P | --resource R | --group G | --compare A B) SOURCE [--output json|csv|text]
+    dbsec access (--principal P | --resource R | --group G | --compare A B) SOURCE [--output json|csv|text|html]
                                                           what an identity can reach, and through what
 
 Data goes to stdout, messages to stderr. Exit codes: 0 ok; 1 a result that should stop a pipeline
@@ -81,7 +81,7 @@ def _parser() -> argparse.ArgumentParser:
                      help="with --scan-workspace-objects: keep only these object types (jobs,pipelines,secrets,...)")
     acc.add_argument("--escalation-check", action="store_true",
                      help="report what the principal can turn into more access")
-    acc.add_argument("--output", choices=("json", "csv", "text"), default="text")
+    acc.add_argument("--output", choices=("json", "csv", "text", "html"), default="text")
     acc.add_argument("--max-workers", type=int, default=8, help="concurrent API calls (default 8)")
     return p
 

@@ -298,4 +298,8 @@ def render(doc: dict, output: str) -> str:
         return json.dumps(doc, indent=2, default=str) + "\n"
     if output == "csv":
         return render_csv(doc)
+    if output == "html":
+        from .access_html import render_html  # the page renders this same document
+
+        return render_html(doc)
     return render_text(doc)
