@@ -9,13 +9,11 @@ CI=true): it must render them with no console error, and no injected element may
 from __future__ import annotations
 
 import html
-import os
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
+from dbsec_helpers import chromium, render_in_chromium
 import yaml
 
 from pytest_dbsec.cli import main
@@ -153,32 +151,8 @@ def test_group_and_compare_modes_render(run, base):
 # -- hostile names and a real browser -----------------------------------------------------------
 
 
-def _chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
-        if shutil.which(name):
-            return shutil.which(name)
-    if os.environ.get("CI") == "true":
-        pytest.fail("Chromium is not installed; CI must install it (apt-get install -y chromium)")
-    pytest.skip("Chromium is not installed (apt-get install -y chromium)")
-
-
-def _dump_dom(browser: str, page: Path, tmp: Path) -> tuple[str, str]:
-    """The DOM as Chromium built it, and its log (console messages included)."""
-    try:
-        proc = subprocess.run(
-            [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={tmp / 'chromium-profile'}", "--enable-logging=stderr", "--v=0",
-             "--virtual-time-budget=2000", "--dump-dom", page.as_uri()],
-            capture_output=True, text=True, timeout=30)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"Chromium did not finish rendering {page.name} (a dialog opened by injected script?)")
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return proc.stdout, proc.stderr
-
-
 def test_hostile_names_are_text_in_chromium_and_the_page_renders_cleanly(run, hostile, tmp_path):
-    browser = _chromium()
+    browser = chromium()
     pages = {}
     rc, pages["principal"], err = run(hostile, "--principal", ALICE, "--scan-workspace-objects",
                                       "--escalation-check", "--output", "html")
@@ -188,7 +162,7 @@ def test_hostile_names_are_text_in_chromium_and_the_page_renders_cleanly(run, ho
     for mode, page in pages.items():
         path = tmp_path / f"{mode}.html"
         path.write_text(page, encoding="utf-8")
-        dom, log = _dump_dom(browser, path, tmp_path)
+        dom, log = render_in_chromium(browser, path, tmp_path, budget_ms=2000)
         assert "</html>" in dom and "<h1>" in dom, mode  # it rendered
         # no element from a payload came alive; the name is there, as text
         assert "<pwn-g" not in dom and "<pwn-j" not in dom and "<script" not in dom, mode

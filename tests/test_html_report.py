@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import re
-import shutil
-import subprocess
 import textwrap
-from pathlib import Path
 
 import pytest
+from dbsec_helpers import chromium, render_in_chromium
 
 from pytest_dbsec.findings import Control, Disposition, Finding, Outcome
 from pytest_dbsec.report import RunReport
@@ -539,47 +536,19 @@ def test_summary_tolerates_a_minimal_report():
 # -- a real browser ----------------------------------------------------------------------------------
 
 
-def _chromium() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
-        path = shutil.which(name)
-        if path:
-            return path
-    return None
-
-
-def _render(browser: str, page: Path, tmp: Path) -> tuple[str, str]:
-    """The DOM after the page's own script ran, and the browser's log (console messages included)."""
-    try:
-        proc = subprocess.run(
-            [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={tmp / 'chromium-profile'}", "--enable-logging=stderr", "--v=0",
-             "--virtual-time-budget=3000", "--dump-dom", page.as_uri()],
-            capture_output=True, text=True, timeout=30)
-    except subprocess.TimeoutExpired:
-        # a page that opens a dialog (an injected alert()) keeps headless Chromium waiting
-        pytest.fail(f"Chromium did not finish rendering {page.name} within 30 s (a dialog opened by injected script?)")
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return proc.stdout, proc.stderr
-
-
 def test_real_browser_renders_the_page_and_runs_no_injected_script(inner, pytester, tmp_path):
-    browser = _chromium()
-    if browser is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("Chromium is not installed; CI must install it (apt-get install -y chromium)")
-        pytest.skip("Chromium is not installed (apt-get install -y chromium)")
+    browser = chromium()
 
     # the harness itself: the same payload, inserted the way pytest-html inserts raw HTML, is caught
     probe = tmp_path / "probe.html"
     probe.write_text("<html><body><div id=a></div><script>document.getElementById('a').innerHTML = "
                      + json.dumps(MARKER_WS) + "</script></body></html>")
-    dom, _ = _render(browser, probe, tmp_path)
+    dom, _ = render_in_chromium(browser, probe, tmp_path)
     assert "<pwn-ws></pwn-ws>" in dom
 
     result, page = inner()
     assert page is not None
-    dom, log = _render(browser, pytester.path / "reports" / "compliance.html", tmp_path)
+    dom, log = render_in_chromium(browser, pytester.path / "reports" / "compliance.html", tmp_path)
     # pytest-html builds the results table in its script: our rows being there proves it ran
     for cid in CONTROL_IDS:
         assert f'<td class="col-dbsecControl"><b>{cid}</b></td>' in dom, cid
