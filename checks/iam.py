@@ -51,6 +51,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from pytest_dbsec.findings import day
 from pytest_dbsec.graph import ACCOUNT_USERS, GROUP, SERVICE_PRINCIPAL, USER, Membership, Principal
 
 DAY_MS = 86_400_000
@@ -66,9 +67,6 @@ KIND_LABEL = {USER: "user", SERVICE_PRINCIPAL: "service principal", GROUP: "grou
 def _membership(data: dict) -> Membership:
     return Membership(data.get("users") or [], data.get("groups") or [], data.get("service_principals") or [])
 
-
-def _day(ms) -> str:
-    return dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).strftime("%Y-%m-%d")
 
 
 def _label(p: Principal) -> str:
@@ -560,8 +558,8 @@ def test_IAM_06_break_glass_accounts_dormant(workspace, baseline, findings):
         held += grants + acls
         live = [t for t in tokens.get(name, []) if _token_active(t, workspace.now)]
         for t in live:
-            expires = "never expires" if (t.get("expiry_time") or 0) <= 0 else f"expires {_day(t['expiry_time'])}"
-            used = f", last used {_day(t['last_used_day'])}" if t.get("last_used_day") else ", never used"
+            expires = "never expires" if (t.get("expiry_time") or 0) <= 0 else f"expires {day(t['expiry_time'])}"
+            used = f", last used {day(t['last_used_day'])}" if t.get("last_used_day") else ", never used"
             held.append(f"token {t.get('token_id')} ({expires}{used})")
         if held:
             findings.fail(
@@ -616,13 +614,13 @@ def test_IAM_07_no_dormant_privileged_accounts(workspace, baseline, findings):
         last = max(used) if used else None
         if last is not None and (now_ms - last) / DAY_MS <= days:
             continue
-        seen = (f"last token use {_day(last)} ({(now_ms - last) / DAY_MS:.0f} days ago)" if last is not None
+        seen = (f"last token use {day(last)} ({(now_ms - last) / DAY_MS:.0f} days ago)" if last is not None
                 else "no activity evidence: no token use on record")
         findings.fail(
             resource_type=KIND_LABEL.get(p.kind, p.kind), resource_id=p.name, resource_name=_label(p),
             seen=f"{seen} ({NO_AUDIT_LOG}); privileged as {'; '.join(sorted(set(why)))}",
             expected=f"activity within {days} days (iam.dormant_days)",
-            last_token_use=_day(last) if last else None, privileges=sorted(set(why)),
+            last_token_use=day(last) if last else None, privileges=sorted(set(why)),
         )
 
 

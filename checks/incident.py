@@ -32,6 +32,7 @@ import json
 
 import pytest
 
+from pytest_dbsec.findings import day
 from pytest_dbsec.graph import ACCOUNT_USERS, GROUP, SERVICE_PRINCIPAL
 from pytest_dbsec.inventory import ACCOUNT, OK, SectionUnavailable, parse_iso
 
@@ -236,7 +237,7 @@ def test_INC_04_no_credentials_left(access_graph, dbsec_inventory, dbsec_princip
     for c in left["INC-04"]:
         if c["type"] == "pat":
             expiry = "never expires" if c["never_expires"] else (
-                f"expires {dt.datetime.fromtimestamp(c['expiry'] / 1000, dt.timezone.utc):%Y-%m-%d}"
+                f"expires {day(c['expiry'])}"
                 if c["expiry"] else "expiry unknown")
             findings.fail(resource_type="token", resource_id=f"{c['workspace_name']}/{c['token_id']}",
                           resource_name=c["comment"] or c["token_id"], owner=_who(left["principal"]),

@@ -11,15 +11,14 @@ import datetime as dt
 
 import pytest
 
+from pytest_dbsec.findings import day
+
 DAY_MS = 86_400_000
 
 REVOKE = ("Revoke it: `databricks token-management delete <token_id>` "
           "(DELETE /api/2.0/token-management/tokens/{token_id}), then have the owner create a token with an "
           "expiry, e.g. `databricks tokens create --lifetime-seconds 7776000`; prefer OAuth for automation.")
 
-
-def _when(ms) -> str:
-    return dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).strftime("%Y-%m-%d")
 
 
 def _owner(tok: dict) -> str:
@@ -34,8 +33,8 @@ def _fail_token(findings, tok: dict, seen: str, expected: str) -> None:
         owner=_owner(tok),
         seen=seen,
         expected=expected,
-        created=_when(tok["creation_time"]) if tok.get("creation_time") else None,
-        expires=_when(tok["expiry_time"]) if (tok.get("expiry_time") or 0) > 0 else "never",
+        created=day(tok["creation_time"]) if tok.get("creation_time") else None,
+        expires=day(tok["expiry_time"]) if (tok.get("expiry_time") or 0) > 0 else "never",
     )
 
 
@@ -185,7 +184,7 @@ def test_TOK_05_tokens_about_to_expire(workspace, baseline, findings):
             continue  # TOK-01 reports it
         left = (tok["expiry_time"] - now_ms) / DAY_MS
         if left <= warn_days:
-            _fail_token(findings, tok, seen=f"expires {_when(tok['expiry_time'])} (in {left:.1f} days)",
+            _fail_token(findings, tok, seen=f"expires {day(tok['expiry_time'])} (in {left:.1f} days)",
                         expected=f"no token expiring within {warn_days} days unnoticed (tokens.warn_expiry_days)")
 
 
@@ -204,7 +203,7 @@ def test_TOK_06_no_unused_tokens(workspace, baseline, findings):
         if last:
             idle = (now_ms - last) / DAY_MS
             if idle > max_days:
-                _fail_token(findings, tok, seen=f"last used {_when(last)} ({idle:.0f} days ago)", expected=expected)
+                _fail_token(findings, tok, seen=f"last used {day(last)} ({idle:.0f} days ago)", expected=expected)
         elif not tok.get("creation_time"):
             _fail_token(findings, tok, seen="never used, creation time unknown", expected=expected)
         elif (now_ms - tok["creation_time"]) / DAY_MS > max_days:
@@ -246,8 +245,8 @@ def test_TOK_07_service_principals_use_oauth_not_pats(workspace, baseline, findi
             resource_name=tok.get("comment") or tok.get("token_id", "?"), owner=label,
             seen=f"personal access token owned by service principal {label}{on_behalf}",
             expected="OAuth (M2M) for service principals, or the SP in tokens.sp_pat_allowed",
-            created=_when(tok["creation_time"]) if tok.get("creation_time") else None,
-            expires=_when(tok["expiry_time"]) if (tok.get("expiry_time") or 0) > 0 else "never",
+            created=day(tok["creation_time"]) if tok.get("creation_time") else None,
+            expires=day(tok["expiry_time"]) if (tok.get("expiry_time") or 0) > 0 else "never",
         )
 
 

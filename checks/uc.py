@@ -12,12 +12,12 @@ A workspace with no metastore assigned fails UC-01; every other UC control skips
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from fnmatch import fnmatchcase
 
 import pytest
 
+from pytest_dbsec.findings import day
 from pytest_dbsec.graph import ACCOUNT_USERS, GROUP, SERVICE_PRINCIPAL, USER, Membership
 
 NO_METASTORE = "no metastore assigned"
@@ -178,9 +178,6 @@ def _grant_finding(findings, securables: dict, key: str, stype: str, full: str, 
                   seen=seen, expected=expected, securable_type=stype, securable=full, principal=principal,
                   **details)
 
-
-def _ms_date(ms) -> str:
-    return dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).strftime("%Y-%m-%d")
 
 
 # -- controls -----------------------------------------------------------------------------------
@@ -573,8 +570,8 @@ def test_UC_12_delta_sharing_recipient_credentials_expire(workspace, baseline, f
             findings.fail(resource_type="recipient_token", resource_id=tok.get("id") or f"{name}/?",
                           resource_name=f"token of recipient {name}", owner=r.get("owner"),
                           seen=f"{how} recipient: {seen}", expected=f"a token expiring within {max_days} days",
-                          recipient=name, created=_ms_date(created) if isinstance(created, int) else None,
-                          expires=_ms_date(expiry) if isinstance(expiry, int) and expiry > 0 else "never")
+                          recipient=name, created=day(created) if isinstance(created, int) else None,
+                          expires=day(expiry) if isinstance(expiry, int) and expiry > 0 else "never")
 
 
 @pytest.mark.dbsec(

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -36,6 +35,7 @@ from typing import Any, Iterator
 
 import yaml
 
+from .inventory import write_atomic
 from .baseline import (_CONTROL, _DATE, _TEXT, Problem, _obj, _render, jsonable, key_path, parse_date, parse_yaml,
                        schema_problems, validator)
 
@@ -227,24 +227,7 @@ def write_accepted(doc: dict, path: str | os.PathLike) -> None:
     plain["accepted"] = [dict(e, accepted_on=parse_date(e["accepted_on"])) for e in plain["accepted"]]
     body = yaml.safe_dump(plain, sort_keys=False, default_flow_style=False, allow_unicode=True, width=120)
     text = _HEADER.format(name=path.name) + body
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        # mkstemp creates 0600; the file is meant to be committed and shared, so use the umask
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_atomic(path, text)
 
 
 # -- reading ----------------------------------------------------------------------------------------------

@@ -31,6 +31,13 @@ WAIVED, ACCEPTED, ATTESTED = "waived", "accepted", "attested"
 OUTCOMES = (FAILED, ERROR, WAIVED, ACCEPTED, ATTESTED, PASSED, SKIPPED)
 
 
+def day(ms: int | float) -> str:
+    """The UTC date of an API time in epoch milliseconds (how token, cluster and UC times arrive)."""
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).strftime("%Y-%m-%d")
+
+
 class ControlDefinitionError(Exception):
     """A control's metadata is missing or invalid. Reported as a collection error."""
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import json
+import os
+import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -180,11 +182,7 @@ class Inventory:
         path = Path(path)
         text = json.dumps(self.to_json(), indent=1, sort_keys=True, default=str)
         payload = gzip.compress(text.encode()) if path.suffix == ".gz" else text.encode()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(payload)
-        tmp.replace(path)
-        return path
+        return write_atomic(path, payload)
 
     @classmethod
     def from_json(cls, obj: Any, where: str = "snapshot") -> "Inventory":
@@ -231,6 +229,31 @@ class Inventory:
         except SnapshotError as e:
             # the key path in the message locates the problem; JSON snapshots are machine-written
             raise SnapshotError(str(e)) from None
+
+
+def write_atomic(path: str | Path, data: str | bytes) -> Path:
+    """Write a file so that readers see the old content or the new, never a half-written one: a unique
+    temp file beside it (two runs sharing a folder cannot collide), fsync, then rename over."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
+        # mkstemp creates 0600; reports and baselines are meant to be shared, so follow the umask
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return path
 
 
 def utcnow() -> dt.datetime:

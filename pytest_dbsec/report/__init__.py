@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..findings import ERROR, FAILED, OUTCOMES, SEVERITIES, Outcome
+from ..inventory import write_atomic
 
 FINDINGS_FORMAT = "pytest-dbsec/findings"
 FINDINGS_VERSION = 1
@@ -66,15 +67,6 @@ class RunReport:
         }
 
 
-def write_atomic(path: Path, data: str | bytes) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data.encode() if isinstance(data, str) else data)
-    tmp.replace(path)
-    return path
-
-
 # -- findings.json -------------------------------------------------------------------------------
 
 
@@ -89,7 +81,7 @@ CSV_COLUMNS = ("control_id", "severity", "title", "target", "outcome", "resource
                "fingerprint", "reason")
 
 
-def _cell(value) -> str:
+def spreadsheet_safe(value) -> str:
     """Workspace data is hostile: a cell starting with = + - @ would be a formula in a spreadsheet."""
     text = "" if value is None else str(value)
     if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
@@ -104,10 +96,10 @@ def render_csv(report: RunReport) -> str:
     for o in report.sorted_outcomes():
         base = [o.control.id, o.effective_severity, o.control.title, o.target, o.outcome]
         if not o.findings:
-            w.writerow([_cell(v) for v in base + [""] * 10 + [o.reason]])
+            w.writerow([spreadsheet_safe(v) for v in base + [""] * 10 + [o.reason]])
         for f in o.findings:
             d = f.disposition if f.disposition and f.disposition.active else None
-            w.writerow([_cell(v) for v in base + [
+            w.writerow([spreadsheet_safe(v) for v in base + [
                 f.resource_type, f.resource_id, f.resource_name, f.owner, f.seen, f.expected,
                 d.kind if d else ("expired waiver" if f.expired_waiver else "open"),
                 d.approver if d else "", d.expires if d else "", f.fingerprint, o.reason]])

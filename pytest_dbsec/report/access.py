@@ -15,6 +15,8 @@ import io
 import json
 from importlib import resources
 
+from . import spreadsheet_safe
+
 ACCESS_FORMAT = "pytest-dbsec/access"
 ACCESS_VERSION = 1
 
@@ -177,13 +179,8 @@ def render_csv(doc: dict) -> str:
     w.writeheader()
     for row in csv_rows(doc):
         # spreadsheet formula injection: a hostile object name must stay text
-        w.writerow({k: _cell(v) for k, v in row.items()})
+        w.writerow({k: spreadsheet_safe(v) for k, v in row.items()})
     return buf.getvalue()
-
-
-def _cell(v) -> str:
-    s = "" if v is None else str(v)
-    return "'" + s if s[:1] in ("=", "+", "-", "@") else s
 
 
 # -- text tree ----------------------------------------------------------------------------------
