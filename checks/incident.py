@@ -34,12 +34,10 @@ import pytest
 
 from pytest_dbsec.findings import day
 from pytest_dbsec.graph import ACCOUNT_USERS, GROUP, SERVICE_PRINCIPAL
+from pytest_dbsec.graph.access import ACCOUNT_SECTIONS
 from pytest_dbsec.inventory import ACCOUNT, OK, SectionUnavailable, parse_iso
 
 # the sections the graph is built from (see AccessGraph); the plugin's access_graph fixture reads them
-GRAPH_ACCOUNT_SECTIONS = ("account_identities", "account_workspaces", "sp_secrets")
-GRAPH_WORKSPACE_SECTIONS = ("identities", "uc", "object_acls", "secrets", "jobs", "tokens", "authorization_acls",
-                            "compute", "workspace_objects")
 
 # what each control's answer depends on: a gap in any of these makes it ERROR
 NEEDS = {
@@ -71,14 +69,14 @@ def check_complete(graph, inventory, control_id: str) -> None:
     needs = NEEDS[control_id]
     for scope in inventory.scopes():
         for name in sorted(needs):
-            if (scope.kind == "account") != (name in GRAPH_ACCOUNT_SECTIONS):
+            if (scope.kind == "account") != (name in ACCOUNT_SECTIONS):
                 continue
             sec = scope.section(name)
             if sec.status != OK:
                 raise SectionUnavailable(scope.name, name, sec.error if sec.status == "error" else "not collected")
     # a workspace of the account that this run does not audit may hold tokens, ACLs, admins members:
     # "contained" cannot be said without it
-    ws_needs = sorted(needs - set(GRAPH_ACCOUNT_SECTIONS))
+    ws_needs = sorted(needs - set(ACCOUNT_SECTIONS))
     if ws_needs:
         unaudited = unaudited_workspaces(inventory)
         if unaudited:

@@ -21,6 +21,9 @@ import json
 import sys
 from pathlib import Path
 
+from .graph.access import (ACCOUNT_SECTIONS, CORE_WORKSPACE_SECTIONS, NAMING_WORKSPACE_SECTIONS,
+                           OBJECT_WORKSPACE_SECTIONS, WORKSPACE_SECTIONS)
+
 USAGE_ERROR = 4
 
 
@@ -299,14 +302,9 @@ def _verify(args) -> int:
 
 # -- dbsec access -------------------------------------------------------------------------------
 
-# The sections the access graph reads; object-level ones only on --scan-workspace-objects, because
-# they cost one call per object (thousands on a large workspace) and most incident questions start
-# with "which groups, workspaces and data" before "which jobs".
-ACCESS_ACCOUNT_SECTIONS = ("account_identities", "account_workspaces", "sp_secrets")
-ACCESS_WS_SECTIONS = ("identities", "uc", "tokens")
-# compute/workspace_objects give object names (and object_acls needs them); authorization_acls is
-# the tokens/passwords ACL
-ACCESS_SCAN_SECTIONS = ("object_acls", "jobs", "secrets", "compute", "workspace_objects", "authorization_acls")
+# The access graph's object sections are read only on --scan-workspace-objects: they cost one call
+# per object (thousands on a large workspace), and most incident questions start with "which groups,
+# workspaces and data" before "which jobs".
 
 
 def _access(args) -> int:
@@ -337,10 +335,11 @@ def _access(args) -> int:
     if not 1 <= args.max_workers <= 256:
         raise InputError(f"access: --max-workers: must be between 1 and 256, got {args.max_workers}")
 
-    ws_sections = ACCESS_WS_SECTIONS + (ACCESS_SCAN_SECTIONS if args.scan_workspace_objects else ())
+    ws_sections = CORE_WORKSPACE_SECTIONS + (
+        OBJECT_WORKSPACE_SECTIONS + NAMING_WORKSPACE_SECTIONS if args.scan_workspace_objects else ())
     inventory = _access_inventory(args, ws_sections)
     # the same restriction for every source: a snapshot answers exactly what a live run would
-    inventory, skipped = _restrict(inventory, set(ws_sections) | set(ACCESS_ACCOUNT_SECTIONS))
+    inventory, skipped = _restrict(inventory, set(ws_sections) | set(ACCOUNT_SECTIONS))
     graph = AccessGraph.from_inventory(inventory)
     # a section left out on purpose is not a gap; everything else the graph missed is
     gaps = [g for g in graph.gaps if g.split(": ", 1)[0] not in skipped]
@@ -420,8 +419,6 @@ def _restrict(inventory, keep: set[str]):
         out.account = copy(inventory.account)
     for name, sc in inventory.workspaces.items():
         out.workspaces[name] = copy(sc)
-    from .graph.access import ACCOUNT_SECTIONS, WORKSPACE_SECTIONS
-
     for sc in out.scopes():
         for name in ACCOUNT_SECTIONS if sc.kind == "account" else WORKSPACE_SECTIONS:
             if name not in keep:
@@ -481,7 +478,7 @@ def _access_inventory(args, ws_sections):
         if ACCOUNT in targets:
             inv.account = Scope(ACCOUNT, "account", id=ids.get(ACCOUNT))
             collector = Collector(inv, {ACCOUNT: targets[ACCOUNT]}, max_workers=args.max_workers, progress=_progress)
-            collector.ensure([(ACCOUNT, s) for s in ACCESS_ACCOUNT_SECTIONS])
+            collector.ensure([(ACCOUNT, s) for s in ACCOUNT_SECTIONS])
             sec = inv.account.section("account_workspaces")
             if sec.status == OK:
                 names = {str(w.get("workspace_id")): w.get("workspace_name")

@@ -361,10 +361,11 @@ class DbsecRun:
 
     def _graph_sections(self) -> set[tuple[str, str]]:
         """Every (scope, section) the access graph is built from, for the scopes of this run."""
-        from .checks.incident import GRAPH_ACCOUNT_SECTIONS, GRAPH_WORKSPACE_SECTIONS
+        from .graph.access import ACCOUNT_SECTIONS, NAMING_WORKSPACE_SECTIONS, WORKSPACE_SECTIONS
 
-        out = {(ACCOUNT, s) for s in GRAPH_ACCOUNT_SECTIONS} if self.inventory.account is not None else set()
-        return out | {(ws, s) for ws in self.inventory.workspaces for s in GRAPH_WORKSPACE_SECTIONS}
+        out = {(ACCOUNT, s) for s in ACCOUNT_SECTIONS} if self.inventory.account is not None else set()
+        return out | {(ws, s) for ws in self.inventory.workspaces
+                      for s in WORKSPACE_SECTIONS + NAMING_WORKSPACE_SECTIONS}
 
     def access_graph(self):
         """The access graph over everything this run can read (built once). A section that cannot be

@@ -36,8 +36,15 @@ NOT_IN_ALL_PRIVILEGES = frozenset({"MANAGE", "EXTERNAL_USE_SCHEMA", "EXTERNAL_US
 OWNER = "OWNER"
 
 # sections each scope kind contributes; a missing one becomes a gap in every answer
+# What the graph is built from. The core answers "which groups, workspaces, data and credentials";
+# the object sections (per-object ACLs, run_as, secret scopes) cost one call per object, so callers
+# may leave them out. A required section that is missing is a gap: the answer says it is incomplete.
 ACCOUNT_SECTIONS = ("account_identities", "account_workspaces", "sp_secrets")
-WORKSPACE_SECTIONS = ("identities", "uc", "object_acls", "secrets", "jobs", "tokens")
+CORE_WORKSPACE_SECTIONS = ("identities", "uc", "tokens")
+OBJECT_WORKSPACE_SECTIONS = ("object_acls", "jobs", "secrets")
+WORKSPACE_SECTIONS = CORE_WORKSPACE_SECTIONS + OBJECT_WORKSPACE_SECTIONS
+# optional, read when present: object names (compute, workspace_objects) and the tokens/passwords ACL
+NAMING_WORKSPACE_SECTIONS = ("compute", "workspace_objects", "authorization_acls")
 
 # Permissions API type -> (section, list key, id field, name field): names for object ACL records
 _OBJECT_NAMES = (
@@ -222,7 +229,7 @@ class AccessGraph:
 
     def _add_workspace(self, scope: Scope, have_account_ids: bool) -> None:
         data = self._ok_sections(scope, WORKSPACE_SECTIONS)
-        for extra in ("compute", "workspace_objects", "admin_assignments", "authorization_acls"):
+        for extra in (*NAMING_WORKSPACE_SECTIONS, "admin_assignments"):
             if scope.section(extra).status == OK:  # optional: names of objects, a second assignment source
                 data[extra] = scope.section(extra).data or {}
         ws_closure, local = _Closure(), set()
