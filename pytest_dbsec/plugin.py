@@ -524,14 +524,6 @@ def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: objec
     return result
 
 
-def pytest_itemcollected(item: pytest.Item) -> None:
-    # parametrized functions are created after makeitem; carry the control over
-    if CONTROL_KEY not in item.stash:
-        mark = item.get_closest_marker("dbsec")
-        if mark is not None:
-            item.stash[CONTROL_KEY] = Control.from_marker(mark.kwargs, item.nodeid, set(known_sections()))
-
-
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     run = _run(metafunc.config)
     if run is None or "workspace" not in metafunc.fixturenames:
