@@ -32,7 +32,7 @@ from . import __version__, hooks
 from .accepted import AcceptedError, AcceptedSet
 from .baseline import Baseline, BaselineError
 from .collect import Collector, known_sections, section
-from .connect import ConnectError, Target, preflight
+from .connect import ConnectError, Target, preflight, runtime_host
 from .findings import (ACCEPTED, ATTESTED, ERROR, FAILED, PASSED, SEVERITIES, SKIPPED, WAIVED, Control,
                        ControlDefinitionError, FindingRecorder, Outcome, accepted_status, apply_dispositions,
                        check_attestation, gate, verdict, waiver_statuses)
@@ -245,7 +245,10 @@ class DbsecRun:
             run._setup_demo()
         else:
             if profile or host or from_env:
-                name = profile or _host_name(host or os.environ.get("DATABRICKS_HOST", "")) or "default"
+                # inside a Databricks job or notebook, --dbsec audits the workspace the job runs in, as
+                # the job's identity; the runtime names that workspace
+                name = profile or _host_name(host or os.environ.get("DATABRICKS_HOST", "")
+                                             or (runtime_host() if from_env else None) or "") or "default"
                 run.targets[name] = Target(name=name, profile=profile, host=host)
                 run.workspace_names.append(name)
             if account_profile:
@@ -290,9 +293,12 @@ class DbsecRun:
             "sdk_version": sdk_version.__version__,
             "source": self.source,
             "started": iso(self.started),
-            "targets": {n: {"kind": t.kind, "host": t.host, "profile": t.profile}
+            "targets": {n: {"kind": t.kind, "host": t.host or self._scope_host(n), "profile": t.profile}
                         for n, t in self.targets.items()},
         }
+
+    def _scope_host(self, name: str) -> str | None:
+        return self.inventory.scope(name).host if self._has_scope(name) else None
 
     def close(self) -> None:
         if self.emulator is not None:
@@ -351,12 +357,17 @@ class DbsecRun:
             target = self.targets[scope]
             started = time.monotonic()
             try:
-                who, scope_id = preflight(target)
+                connected = preflight(target)
             except ConnectError as e:
                 self.aborted = True
                 raise pytest.UsageError(f"cannot connect: {e}") from None
-            self.inventory.scope(scope).id = _as_int(scope_id)
-            self.progress(f"connected to {target.describe()} as {who} ({time.monotonic() - started:.1f}s)")
+            inv_scope = self.inventory.scope(scope)
+            inv_scope.id = _as_int(connected.id)
+            # a target without a host (--dbsec: the environment or the Databricks runtime chose it):
+            # the reports still say which workspace was read
+            inv_scope.host = inv_scope.host or connected.host
+            self.progress(f"connected to {target.describe()}{'' if target.host else f' at {connected.host}'} "
+                          f"as {connected.who} ({connected.auth_type} auth, {time.monotonic() - started:.1f}s)")
         self.collector.ensure(sorted(missing))
 
     def _graph_sections(self) -> set[tuple[str, str]]:
@@ -713,8 +724,10 @@ def pytest_testnodedown(node, error) -> None:
             for sec in scope.sections.values():
                 if run.inventory.scope(scope.name).section(sec.name).status == "absent":
                     run.inventory.put(scope.name, sec)
-        if scope.id is not None and run._has_scope(scope.name):
-            run.inventory.scope(scope.name).id = scope.id
+        if run._has_scope(scope.name):
+            mine = run.inventory.scope(scope.name)
+            mine.id = mine.id if scope.id is None else scope.id
+            mine.host = mine.host or scope.host
 
 
 # -- the end of the run: reports, the gate, evidence -----------------------------------------------
@@ -734,6 +747,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int):
     finished = utcnow()
     snapshot = None
     if run.snapshot_out is not None and run.replay is None:
+        run.inventory.meta.update(run._meta())  # now with the hosts the connections resolved
         snapshot = run.inventory.save(run.snapshot_out)
         run.progress(f"snapshot written to {snapshot}")
     today = run.today()
