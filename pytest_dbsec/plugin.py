@@ -176,6 +176,7 @@ class DbsecRun:
         self.fail_on = "low"
         self.allow_errors = False
         self.known_controls: set[str] = set()
+        self.auth_types: dict[str, str] = {}  # scope name -> how the SDK authenticated (pat, runtime, ...)
         self.other_failures = 0  # ordinary (non-control) tests that failed in the same session
         self.report: RunReport | None = None
         # under pytest-xdist, workers run controls and the controller writes the reports
@@ -218,6 +219,10 @@ class DbsecRun:
         run.snapshot_out = Path(snapshot_out) if snapshot_out else None
         if run.snapshot_out and run.snapshot_out.is_dir():
             raise pytest.UsageError(f"--dbsec-snapshot-out {run.snapshot_out}: is a directory; give a file name")
+        if not run.is_worker:
+            _check_writable_dir("--dbsec-report-dir", run.report_dir)
+            if run.snapshot_out:
+                _check_writable_dir("--dbsec-snapshot-out", run.snapshot_out.parent, run.snapshot_out)
         # the demo tenant comes with its organisation's declarations (break-glass, elevations, ...)
         default_baseline = "demo" if demo else "default"
         try:
@@ -293,7 +298,8 @@ class DbsecRun:
             "sdk_version": sdk_version.__version__,
             "source": self.source,
             "started": iso(self.started),
-            "targets": {n: {"kind": t.kind, "host": t.host or self._scope_host(n), "profile": t.profile}
+            "targets": {n: {"kind": t.kind, "host": t.host or self._scope_host(n), "profile": t.profile,
+                            "auth": self.auth_types.get(n)}
                         for n, t in self.targets.items()},
         }
 
@@ -366,6 +372,8 @@ class DbsecRun:
             # a target without a host (--dbsec: the environment or the Databricks runtime chose it):
             # the reports still say which workspace was read
             inv_scope.host = inv_scope.host or connected.host
+            if connected.auth_type:
+                self.auth_types[scope] = connected.auth_type
             self.progress(f"connected to {target.describe()}{'' if target.host else f' at {connected.host}'} "
                           f"as {connected.who} ({connected.auth_type} auth, {time.monotonic() - started:.1f}s)")
         self.collector.ensure(sorted(missing))
@@ -473,6 +481,34 @@ def _as_int(value):
         return int(value)
     except (TypeError, ValueError):
         return value
+
+
+def _check_writable_dir(option: str, folder: Path, given: Path | None = None) -> None:
+    """Say before the run, not after it, when the reports could not be written. A folder that does not
+    exist yet is created and removed again: that is the real test on any file system (a Unity Catalog
+    volume that does not exist, or that the identity may not write, refuses the mkdir), and it leaves
+    nothing behind. An existing folder is checked for write access."""
+    what = f"{option} {given or folder}"
+    missing = []
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        missing.append(existing)
+        existing = existing.parent
+    if not existing.is_dir():
+        raise pytest.UsageError(f"{what}: {existing} is not a directory")
+    if not missing:
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise pytest.UsageError(f"{what}: {folder} is not writable")
+        return
+    try:
+        folder.mkdir(parents=True)
+    except OSError as e:
+        raise pytest.UsageError(f"{what}: cannot create {e.filename or folder}: {e.strerror or e}") from None
+    for d in missing:  # innermost first
+        try:
+            d.rmdir()
+        except OSError:
+            break
 
 
 def _host_name(host: str) -> str:
@@ -718,6 +754,7 @@ def pytest_testnodedown(node, error) -> None:
     payload = json.loads(data)
     run.selected |= set(payload["selected"])
     run.interrupted |= payload["interrupted"]
+    run.auth_types.update(payload.get("auth_types", {}))
     worker_inv = Inventory.from_json(payload["inventory"])
     for scope in worker_inv.scopes():
         if run._has_scope(scope.name):
@@ -741,7 +778,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int):
     run.interrupted |= exitstatus == pytest.ExitCode.INTERRUPTED
     if run.is_worker:
         session.config.workeroutput["dbsec"] = json.dumps({
-            "selected": sorted(run.selected), "interrupted": run.interrupted,
+            "selected": sorted(run.selected), "interrupted": run.interrupted, "auth_types": run.auth_types,
             "inventory": run.inventory.to_json()})
         return (yield)
     finished = utcnow()

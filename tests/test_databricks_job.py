@@ -118,6 +118,7 @@ def test_dbsec_inside_a_job_authenticates_as_the_jobs_identity(emulator, tenant,
     # the workspace is named and recorded after the host the runtime gave, not "default"
     (name, target), = report["run"]["targets"].items()
     assert target["host"] == url and target["profile"] is None and name != "default"
+    assert target["auth"] == "runtime"
     assert outcome(report, "TOK-01", name) == "failed"
     assert {f["resource_id"] for r in report["results"] if r["control_id"] == "TOK-01"
             for f in r["findings"]} == {"tok-forever"}
@@ -212,7 +213,6 @@ def test_the_example_bundle_names_what_the_package_has(pytester):
     import re
     import tomllib
 
-    from pytest_dbsec.cli import builtin_controls
 
     bundle = _bundle()
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
@@ -240,15 +240,24 @@ def test_the_example_bundle_names_what_the_package_has(pytester):
     report_dir = wheel["parameters"][wheel["parameters"].index("--dbsec-report-dir") + 1]
     assert report_dir.startswith("${var.report_volume}/") and "{{job.run_id}}" in report_dir
     assert bundle["variables"]["report_volume"]["default"].startswith("/Volumes/")
-    # the deselected controls are exactly the account-scoped ones (INC needs --dbsec-principal anyway)
-    deselected = {m.replace("_", "-") for m in re.findall(r"[A-Z]+_\d+", wheel["parameters"][
-        wheel["parameters"].index("-k") + 1])}
-    account = {c.id for c in builtin_controls() if c.scope == "account" and not c.id.startswith("INC")}
-    assert deselected == account
-
     # the identity and the schedule
     assert set(bundle["run_as"]) == {"service_principal_name"}
     assert job["schedule"]["quartz_cron_expression"] and job["schedule"]["timezone_id"]
+
+
+def test_the_bundle_deselects_exactly_the_controls_a_workspace_identity_cannot_judge(audit, tenant):
+    """A job's identity reaches its workspace only. The controls that then ERROR for want of account
+    credentials are the ones the example bundle deselects -- no more (nothing hidden), no fewer."""
+    import re
+
+    t = tenant("tokens")
+    result, report = audit(t, account=False)  # every control, as a workspace identity
+    assert report is not None, result.stdout.str()
+    need_account = {r["control_id"] for r in report["results"]
+                    if r["outcome"] == "error" and "no account credentials" in (r["reason"] or "")}
+    params = _bundle_task()["parameters"]
+    deselected = {m.replace("_", "-") for m in re.findall(r"[A-Z]+_\d+", params[params.index("-k") + 1])}
+    assert need_account and deselected == need_account
 
 
 def test_dbsec_run_usage_error_writes_nothing(tmp_path):
@@ -289,6 +298,15 @@ def volume(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "replace", refusing("rename", real_replace, errno.ENOSYS, "Function not implemented"))
     monkeypatch.setattr(os, "rename", refusing("rename", real_rename, errno.ENOSYS, "Function not implemented"))
     monkeypatch.setattr(os, "chmod", refusing("chmod", real_chmod, errno.EPERM, "Operation not permitted"))
+    # a volume is created in Unity Catalog, never by mkdir under its schema's folder
+    real_mkdir = os.mkdir
+
+    def mkdir(path, *args, **kwargs):
+        if Path(os.fspath(path)).resolve().parent == root.parent:
+            raise OSError(errno.EPERM, "Operation not permitted", os.fspath(path))
+        return real_mkdir(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "mkdir", mkdir)
     return vol
 
 
@@ -333,3 +351,21 @@ def test_reports_and_snapshot_on_a_volume(pytester, volume):
 
     assert Inventory.load(out / "snapshot.json.gz").workspaces
     assert verify_evidence(out / "evidence.json") == []
+
+
+def test_a_report_folder_that_cannot_be_created_is_bad_input_said_before_the_run(pytester, volume):
+    typo = volume.root.parent / "evidnce" / "2026-11-22"  # a volume that does not exist
+    result = pytester.runpytest("-p", "no:cacheprovider", "--dbsec-demo", "-k", "TOK_01",
+                                "--dbsec-report-dir", str(typo))
+    assert result.ret == 4
+    assert f"--dbsec-report-dir {typo}: cannot create {typo.parent}: Operation not permitted" in result.stderr.str()
+    assert not typo.parent.exists() and "test_TOK_01" not in result.stdout.str()
+
+
+def test_a_report_folder_under_a_file_is_bad_input(pytester):
+    (pytester.path / "notes.txt").write_text("")
+    result = pytester.runpytest("-p", "no:cacheprovider", "--dbsec-demo", "-k", "TOK_01",
+                                "--dbsec-snapshot-out", "notes.txt/snap.json")
+    assert result.ret == 4
+    assert "--dbsec-snapshot-out notes.txt/snap.json: notes.txt is not a directory" in result.stderr.str()
+    assert sorted(p.name for p in pytester.path.iterdir()) == ["notes.txt"]
