@@ -61,7 +61,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--databricks-account-profile", metavar="NAME",
                     help="~/.databrickscfg profile for account-level APIs (needs account_id)")
     group.addoption("--dbsec", action="store_true",
-                    help="audit the workspace configured by DATABRICKS_* environment variables / default profile")
+                    help="audit the workspace configured by DATABRICKS_* environment variables / default profile "
+                         "(inside a Databricks job or notebook: the workspace it runs in, as its identity)")
     group.addoption("--dbsec-demo", action="store_true",
                     help="audit the embedded demo workspaces (starts the Databricks emulator in-process)")
     group.addoption("--dbsec-replay", metavar="FILE",
