@@ -151,14 +151,14 @@ def preflight(target: Target) -> Connected:
 
 def runtime_host() -> str | None:
     """Inside Databricks (a job or a notebook) the SDK authenticates as the job's own identity through
-    its ``runtime`` credentials, which also name the workspace. Return that host -- resolving it sends no
-    request and reads no secret -- so a run can be named after it; None outside Databricks or when the
-    runtime offers no credentials."""
+    its ``runtime`` credentials, which also name the workspace. Return the host the SDK's default
+    resolution gives there -- the same resolution the run will use; with nothing else configured it sends
+    no request and reads no secret -- so a run can be named after it. None outside Databricks, or when
+    nothing resolves (the run's preflight then says why)."""
     if "DATABRICKS_RUNTIME_VERSION" not in os.environ:  # the SDK's own test for "inside Databricks"
         return None
     try:
-        return Config(auth_type="runtime", retry_timeout_seconds=PREFLIGHT_RETRY_S,
-                      http_timeout_seconds=PREFLIGHT_HTTP_TIMEOUT_S).host
+        return Config(retry_timeout_seconds=PREFLIGHT_RETRY_S, http_timeout_seconds=PREFLIGHT_HTTP_TIMEOUT_S).host
     except (ValueError, DatabricksError):
         return None
 
