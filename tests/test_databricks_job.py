@@ -127,6 +127,19 @@ def test_dbsec_inside_a_job_authenticates_as_the_jobs_identity(emulator, tenant,
     assert emu.token_for(AUDITOR, emu.workspaces[0]["name"]) not in proc.stdout + proc.stderr
 
 
+def test_the_workspace_id_comes_from_one_org_id_header(emulator, tenant):
+    """The older runtime provider names no workspace id, and host metadata is not read when the host
+    comes from the runtime: the SDK then takes the id from /Me's X-Databricks-Org-Id header."""
+    from databricks.sdk import WorkspaceClient
+
+    emu = emulator(tenant("tokens"))
+    ws = emu.workspaces[0]
+    w = WorkspaceClient(host=ws["url"], token=emu.token_for(AUDITOR, ws["name"]), auth_type="pat")
+    # what WorkspaceClient.get_workspace_id() does when its config has no workspace id
+    response = w.api_client.do("GET", "/api/2.0/preview/scim/v2/Me", response_headers=["X-Databricks-Org-Id"])
+    assert int(response["X-Databricks-Org-Id"]) == ws["id"]
+
+
 def test_outside_databricks_dbsec_without_credentials_is_a_usage_error(tmp_path, job_env, emulator, tenant):
     env = job_env(emulator(tenant("tokens")))
     del env["DATABRICKS_RUNTIME_VERSION"]  # the fake runtime is importable, but this is not a runtime
