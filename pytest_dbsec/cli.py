@@ -7,6 +7,7 @@
     dbsec controls [--format markdown|json] [--write README.md]   the built-in control catalog
     dbsec access (--principal P | --resource R | --group G | --compare A B) SOURCE [--output json|csv|text|html]
                                                           what an identity can reach, and through what
+    dbsec run [PYTEST_ARGS...]                           the built-in suite, unattended (a Databricks job, cron)
 
 Data goes to stdout, messages to stderr. Exit codes: 0 ok; 1 a result that should stop a pipeline
 (``diff``: new findings; ``verify``: a file changed or is missing); 4 bad input (as pytest's usage
@@ -34,6 +35,10 @@ class InputError(Exception):
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dbsec", description="pytest-dbsec tools")
     sub = p.add_subparsers(dest="command", required=True)
+
+    # parsed by pytest itself (see run_suite); listed here for --help
+    sub.add_parser("run", help="run the built-in suite with these pytest arguments (default target: --dbsec)",
+                   add_help=False)
 
     emu = sub.add_parser("emulator", help="the Databricks REST emulator")
     emu_sub = emu.add_subparsers(dest="emulator_command", required=True)
@@ -162,6 +167,9 @@ def _controls(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["run"]:
+        return run_suite(argv[1:])
     try:
         args = _parser().parse_args(argv)
     except SystemExit as e:  # argparse exits 2 on bad flags; we promise 4 for bad input
@@ -183,6 +191,57 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dbsec: {e}", file=sys.stderr)
         return USAGE_ERROR
     return USAGE_ERROR
+
+
+# -- dbsec run: the suite as a Databricks job ---------------------------------------------------------
+
+# options that choose what to audit; without one, `dbsec run` audits what the environment authenticates
+# to (--dbsec): inside a Databricks job, the job's workspace as the job's own identity
+TARGET_OPTIONS = ("--dbsec", "--dbsec-demo", "--dbsec-replay", "--databricks-profile", "--databricks-host",
+                  "--databricks-account-profile")
+
+
+def run_suite(args: list[str]) -> int:
+    """``dbsec run [--] [PYTEST_ARGS...]``: run the built-in controls (plus any test paths given) with
+    pytest, return pytest's exit code, and say on stdout where the reports went. Made for unattended
+    runs: no pytest cache is written, and the current directory is not searched for tests."""
+    import pytest
+
+    from .plugin import RUN_KEY, builtin_checks_dir
+
+    args = list(args[1:] if args[:1] == ["--"] else args)
+    if not any(a == o or a.startswith(o + "=") for a in args for o in TARGET_OPTIONS):
+        args.insert(0, "--dbsec")
+    found: dict = {}
+
+    class Reports:  # the plugin's own hook: called once every report is written
+        def pytest_dbsec_findings(self, report, config):
+            run = config.stash[RUN_KEY]
+            found["dir"] = run.report_dir
+            found["files"] = [p for p in run.written + [run.report_dir / "compliance.html"] if p.exists()]
+            if run.snapshot_out is not None and run.snapshot_out.exists():
+                found["files"].append(run.snapshot_out)
+
+    # the built-in suite given explicitly, so that pytest does not search the working directory (in a job,
+    # the driver's) when no path is given; the plugin adds it too, and pytest collects a path once
+    code = int(pytest.main(["-p", "no:cacheprovider", *args, str(builtin_checks_dir())], plugins=[Reports()]))
+    if "dir" in found:
+        where = Path(found["dir"]).resolve()
+        names = sorted(str(p.resolve().relative_to(where)) if p.resolve().is_relative_to(where) else str(p)
+                       for p in found["files"])
+        print(f"dbsec run: exit code {code}; reports in {where}: {', '.join(names)}", flush=True)
+    else:
+        print(f"dbsec run: exit code {code}; no reports written", flush=True)
+    return code
+
+
+def run_main() -> None:
+    """The ``dbsec-run`` entry point, for a Databricks ``python_wheel_task``: the task's parameters are
+    pytest arguments (as for ``dbsec run``). Databricks calls an entry point and ignores what it returns,
+    so a non-zero exit code is raised (SystemExit): the task fails when the gate fails."""
+    code = run_suite(sys.argv[1:])
+    if code:
+        raise SystemExit(code)
 
 
 def _serve(args) -> int:

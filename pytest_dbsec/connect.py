@@ -12,10 +12,11 @@ Two things the SDK does not do for us:
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from databricks.sdk import AccountClient, WorkspaceClient
 from databricks.sdk.config import Config
@@ -100,9 +101,19 @@ def account_client(target: Target, *, retry_s: int = COLLECT_RETRY_S,
     return client
 
 
-def preflight(target: Target) -> tuple[str, int | str | None]:
-    """Prove the target answers and accepts our credentials; return (who we are, workspace or
-    account id). Bounded in time.
+class Connected(NamedTuple):
+    """What preflight learnt: who we are, the workspace (or account) id, the host the SDK resolved
+    (also when the target named none: the environment or the Databricks runtime did) and how it
+    authenticated (``pat``, ``oauth-m2m``, ``runtime``, ...)."""
+
+    who: str
+    id: int | str | None
+    host: str | None
+    auth_type: str | None
+
+
+def preflight(target: Target) -> Connected:
+    """Prove the target answers and accepts our credentials. Bounded in time.
 
     Raises ConnectError with one line for: an unknown profile, an unreachable host, bad credentials.
     """
@@ -111,12 +122,12 @@ def preflight(target: Target) -> tuple[str, int | str | None]:
             a = account_client(target, retry_s=PREFLIGHT_RETRY_S, http_timeout_s=PREFLIGHT_HTTP_TIMEOUT_S)
             # the cheapest account call that needs valid credentials
             list(a.workspaces.list())
-            return "account admin", a.config.account_id
+            return Connected("account admin", a.config.account_id, a.config.host, a.config.auth_type)
         w = workspace_client(target, retry_s=PREFLIGHT_RETRY_S, http_timeout_s=PREFLIGHT_HTTP_TIMEOUT_S)
         me = w.current_user.me()
         # the id comes from host metadata when the workspace publishes it, else from /Me's header
         workspace_id = w.config.workspace_id or w.get_workspace_id()
-        return me.display_name or me.user_name or "?", workspace_id
+        return Connected(me.display_name or me.user_name or "?", workspace_id, w.config.host, w.config.auth_type)
     except ConnectError:
         raise
     except TimeoutError as e:
@@ -136,6 +147,20 @@ def preflight(target: Target) -> tuple[str, int | str | None]:
         raise ConnectError(f"{target.describe()}: {_first_line(e)}") from None
     except OSError as e:  # requests.ConnectionError and friends, outside the SDK's retry loop
         raise ConnectError(f"{target.describe()}: host does not answer: {_first_line(e)}") from None
+
+
+def runtime_host() -> str | None:
+    """Inside Databricks (a job or a notebook) the SDK authenticates as the job's own identity through
+    its ``runtime`` credentials, which also name the workspace. Return the host the SDK's default
+    resolution gives there -- the same resolution the run will use; with nothing else configured it sends
+    no request and reads no secret -- so a run can be named after it. None outside Databricks, or when
+    nothing resolves (the run's preflight then says why)."""
+    if "DATABRICKS_RUNTIME_VERSION" not in os.environ:  # the SDK's own test for "inside Databricks"
+        return None
+    try:
+        return Config(retry_timeout_seconds=PREFLIGHT_RETRY_S, http_timeout_seconds=PREFLIGHT_HTTP_TIMEOUT_S).host
+    except (ValueError, DatabricksError):
+        return None
 
 
 # -- call recording -------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ Every section has a status:
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import gzip
 import json
 import os
@@ -231,15 +232,38 @@ class Inventory:
             raise SnapshotError(str(e)) from None
 
 
+# What a file system says when it cannot do a step of the atomic replace below (a temp file opened
+# read-write, chmod, fsync, rename). FUSE mounts of object storage -- a Unity Catalog volume under
+# /Volumes/... is one -- support a file written start to finish and closed, but not always the rest:
+# rename has been seen to fail there with ENOSYS, and appends with ESPIPE.
+_CANNOT = {errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM, errno.EINVAL, errno.ESPIPE, errno.EXDEV}
+
+
 def write_atomic(path: str | Path, data: str | bytes) -> Path:
     """Write a file so that readers see the old content or the new, never a half-written one: a unique
-    temp file beside it (two runs sharing a folder cannot collide), fsync, then rename over."""
+    temp file beside it (two runs sharing a folder cannot collide), fsync, then rename over.
+
+    Where the file system cannot do that (see _CANNOT), the file is written directly, in one sequential
+    write: the one operation such mounts do support. An object-storage mount stores the object when
+    the file is closed, so readers there still see a whole file, old or new."""
     path = Path(path)
+    payload = data.encode() if isinstance(data, str) else data
     path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        _replace(path, payload)
+    except OSError as e:
+        if e.errno not in _CANNOT:
+            raise
+        with open(path, "wb") as f:
+            f.write(payload)
+    return path
+
+
+def _replace(path: Path, payload: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
+            f.write(payload)
             f.flush()
             os.fsync(f.fileno())
         # mkstemp creates 0600; reports and baselines are meant to be shared, so follow the umask
@@ -253,7 +277,6 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
         except OSError:
             pass
         raise
-    return path
 
 
 def utcnow() -> dt.datetime:

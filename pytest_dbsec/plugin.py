@@ -32,7 +32,7 @@ from . import __version__, hooks
 from .accepted import AcceptedError, AcceptedSet
 from .baseline import Baseline, BaselineError
 from .collect import Collector, known_sections, section
-from .connect import ConnectError, Target, preflight
+from .connect import ConnectError, Target, preflight, runtime_host
 from .findings import (ACCEPTED, ATTESTED, ERROR, FAILED, PASSED, SEVERITIES, SKIPPED, WAIVED, Control,
                        ControlDefinitionError, FindingRecorder, Outcome, accepted_status, apply_dispositions,
                        check_attestation, gate, verdict, waiver_statuses)
@@ -61,7 +61,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--databricks-account-profile", metavar="NAME",
                     help="~/.databrickscfg profile for account-level APIs (needs account_id)")
     group.addoption("--dbsec", action="store_true",
-                    help="audit the workspace configured by DATABRICKS_* environment variables / default profile")
+                    help="audit the workspace configured by DATABRICKS_* environment variables / default profile "
+                         "(inside a Databricks job or notebook: the workspace it runs in, as its identity)")
     group.addoption("--dbsec-demo", action="store_true",
                     help="audit the embedded demo workspaces (starts the Databricks emulator in-process)")
     group.addoption("--dbsec-replay", metavar="FILE",
@@ -176,6 +177,7 @@ class DbsecRun:
         self.fail_on = "low"
         self.allow_errors = False
         self.known_controls: set[str] = set()
+        self.auth_types: dict[str, str] = {}  # scope name -> how the SDK authenticated (pat, runtime, ...)
         self.other_failures = 0  # ordinary (non-control) tests that failed in the same session
         self.report: RunReport | None = None
         # under pytest-xdist, workers run controls and the controller writes the reports
@@ -218,6 +220,10 @@ class DbsecRun:
         run.snapshot_out = Path(snapshot_out) if snapshot_out else None
         if run.snapshot_out and run.snapshot_out.is_dir():
             raise pytest.UsageError(f"--dbsec-snapshot-out {run.snapshot_out}: is a directory; give a file name")
+        if not run.is_worker:
+            _check_writable_dir("--dbsec-report-dir", run.report_dir)
+            if run.snapshot_out:
+                _check_writable_dir("--dbsec-snapshot-out", run.snapshot_out.parent, run.snapshot_out)
         # the demo tenant comes with its organisation's declarations (break-glass, elevations, ...)
         default_baseline = "demo" if demo else "default"
         try:
@@ -245,7 +251,10 @@ class DbsecRun:
             run._setup_demo()
         else:
             if profile or host or from_env:
-                name = profile or _host_name(host or os.environ.get("DATABRICKS_HOST", "")) or "default"
+                # inside a Databricks job or notebook, --dbsec audits the workspace the job runs in, as
+                # the job's identity; the runtime names that workspace
+                name = profile or _host_name(host or os.environ.get("DATABRICKS_HOST", "")
+                                             or (runtime_host() if from_env else None) or "") or "default"
                 run.targets[name] = Target(name=name, profile=profile, host=host)
                 run.workspace_names.append(name)
             if account_profile:
@@ -290,9 +299,13 @@ class DbsecRun:
             "sdk_version": sdk_version.__version__,
             "source": self.source,
             "started": iso(self.started),
-            "targets": {n: {"kind": t.kind, "host": t.host, "profile": t.profile}
+            "targets": {n: {"kind": t.kind, "host": t.host or self._scope_host(n), "profile": t.profile,
+                            "auth": self.auth_types.get(n)}
                         for n, t in self.targets.items()},
         }
+
+    def _scope_host(self, name: str) -> str | None:
+        return self.inventory.scope(name).host if self._has_scope(name) else None
 
     def close(self) -> None:
         if self.emulator is not None:
@@ -351,12 +364,19 @@ class DbsecRun:
             target = self.targets[scope]
             started = time.monotonic()
             try:
-                who, scope_id = preflight(target)
+                connected = preflight(target)
             except ConnectError as e:
                 self.aborted = True
                 raise pytest.UsageError(f"cannot connect: {e}") from None
-            self.inventory.scope(scope).id = _as_int(scope_id)
-            self.progress(f"connected to {target.describe()} as {who} ({time.monotonic() - started:.1f}s)")
+            inv_scope = self.inventory.scope(scope)
+            inv_scope.id = _as_int(connected.id)
+            # a target without a host (--dbsec: the environment or the Databricks runtime chose it):
+            # the reports still say which workspace was read
+            inv_scope.host = inv_scope.host or connected.host
+            if connected.auth_type:
+                self.auth_types[scope] = connected.auth_type
+            self.progress(f"connected to {target.describe()}{'' if target.host else f' at {connected.host}'} "
+                          f"as {connected.who} ({connected.auth_type} auth, {time.monotonic() - started:.1f}s)")
         self.collector.ensure(sorted(missing))
 
     def _graph_sections(self) -> set[tuple[str, str]]:
@@ -462,6 +482,34 @@ def _as_int(value):
         return int(value)
     except (TypeError, ValueError):
         return value
+
+
+def _check_writable_dir(option: str, folder: Path, given: Path | None = None) -> None:
+    """Say before the run, not after it, when the reports could not be written. A folder that does not
+    exist yet is created and removed again: that is the real test on any file system (a Unity Catalog
+    volume that does not exist, or that the identity may not write, refuses the mkdir), and it leaves
+    nothing behind. An existing folder is checked for write access."""
+    what = f"{option} {given or folder}"
+    missing = []
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        missing.append(existing)
+        existing = existing.parent
+    if not existing.is_dir():
+        raise pytest.UsageError(f"{what}: {existing} is not a directory")
+    if not missing:
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise pytest.UsageError(f"{what}: {folder} is not writable")
+        return
+    try:
+        folder.mkdir(parents=True)
+    except OSError as e:
+        raise pytest.UsageError(f"{what}: cannot create {e.filename or folder}: {e.strerror or e}") from None
+    for d in missing:  # innermost first
+        try:
+            d.rmdir()
+        except OSError:
+            break
 
 
 def _host_name(host: str) -> str:
@@ -707,14 +755,17 @@ def pytest_testnodedown(node, error) -> None:
     payload = json.loads(data)
     run.selected |= set(payload["selected"])
     run.interrupted |= payload["interrupted"]
+    run.auth_types.update(payload.get("auth_types", {}))
     worker_inv = Inventory.from_json(payload["inventory"])
     for scope in worker_inv.scopes():
         if run._has_scope(scope.name):
             for sec in scope.sections.values():
                 if run.inventory.scope(scope.name).section(sec.name).status == "absent":
                     run.inventory.put(scope.name, sec)
-        if scope.id is not None and run._has_scope(scope.name):
-            run.inventory.scope(scope.name).id = scope.id
+        if run._has_scope(scope.name):
+            mine = run.inventory.scope(scope.name)
+            mine.id = mine.id if scope.id is None else scope.id
+            mine.host = mine.host or scope.host
 
 
 # -- the end of the run: reports, the gate, evidence -----------------------------------------------
@@ -728,12 +779,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int):
     run.interrupted |= exitstatus == pytest.ExitCode.INTERRUPTED
     if run.is_worker:
         session.config.workeroutput["dbsec"] = json.dumps({
-            "selected": sorted(run.selected), "interrupted": run.interrupted,
+            "selected": sorted(run.selected), "interrupted": run.interrupted, "auth_types": run.auth_types,
             "inventory": run.inventory.to_json()})
         return (yield)
     finished = utcnow()
     snapshot = None
     if run.snapshot_out is not None and run.replay is None:
+        run.inventory.meta.update(run._meta())  # now with the hosts the connections resolved
         snapshot = run.inventory.save(run.snapshot_out)
         run.progress(f"snapshot written to {snapshot}")
     today = run.today()

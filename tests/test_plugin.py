@@ -387,9 +387,11 @@ def test_snapshot_records_collection_metadata(pytester, emulator, tenant, profil
 
     snap = Inventory.load(pytester.path / "s.json.gz").to_json()
     ws = snap["workspaces"][0]
-    assert ws["name"] == "emu" and ws["id"] == emu.workspaces[0]["id"] and ws["host"] is None  # profile-resolved
+    assert ws["name"] == "emu" and ws["id"] == emu.workspaces[0]["id"]
+    assert ws["host"] == emu.workspace_url("ws1")  # resolved by the SDK from the profile, recorded all the same
     assert snap["meta"]["sdk_version"] and snap["meta"]["tool_version"] and snap["meta"]["started"]
-    assert snap["meta"]["targets"]["emu"]["profile"] == "emu"
+    assert snap["meta"]["targets"]["emu"] == {"kind": "workspace", "profile": "emu", "auth": "pat",
+                                              "host": emu.workspace_url("ws1")}
     assert snap["meta"]["calls"] == sum(len(s["calls"]) for s in ws["sections"].values()) > 0
     assert snap["meta"]["complete"] is True and snap["meta"]["errors"] == []
 

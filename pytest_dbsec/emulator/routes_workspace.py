@@ -61,7 +61,8 @@ def _ws_principals(ctx: Ctx, kind: str):
 
 @route("/api/2.0/preview/scim/v2/Me")
 def scim_me(ctx: Ctx):
-    ctx.response_headers["X-Databricks-Org-Id"] = str(ctx.ws["id"])
+    # the SDK's get_workspace_id() reads X-Databricks-Org-Id from this response; the server sends it on
+    # every workspace response (once: a second copy would arrive joined as "id, id")
     return scim.scim_get(ctx, scim.render_me(ctx.view, ctx.principal))
 
 
