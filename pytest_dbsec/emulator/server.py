@@ -534,7 +534,9 @@ class Emulator:
         if target == "account":
             if not cred.get("account"):
                 return _error(401, "UNAUTHENTICATED", "Invalid access token: this token is not valid for the account API.")
-        elif cred.get("workspace") != target:
+        elif cred.get("workspace") != target and not cred.get("account"):
+            # An account-level token (OAuth M2M of an account service principal) also authenticates on
+            # the workspaces the principal is assigned to (checked below); a workspace token only on its own.
             return _error(401, "UNAUTHENTICATED", f"Invalid access token: this token is not valid for workspace {target!r}.")
         if not principal.active:
             return _error(401, "UNAUTHENTICATED", f"Invalid access token: {principal.name} is deactivated.")
