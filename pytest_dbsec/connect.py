@@ -262,4 +262,5 @@ def redact(text: str, known: tuple[str, ...] = ()) -> str:
 
 def _first_line(e: BaseException | str) -> str:
     text = str(e).strip().splitlines()
-    return redact(text[0] if text else type(e).__name__)
+    # the SDK appends its whole config (host, masked token, ...) to auth errors: noise in one line
+    return redact(text[0].split(". Config: ")[0] if text else type(e).__name__)

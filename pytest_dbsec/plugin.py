@@ -427,9 +427,9 @@ class DbsecRun:
                     self.aborted = True
                     raise pytest.UsageError(f"cannot connect: {e}") from None
                 # one workspace of an account-wide run: its controls ERROR with the reason, the others run
-                hint = " (the account's principal must be assigned to the workspace)" \
-                    if "credentials rejected" in str(e) else ""
-                self.unavailable[scope] = f"cannot connect: {e}{hint}"
+                from .targets import cannot_connect
+
+                self.unavailable[scope] = cannot_connect(e)
                 self.progress(f"workspace {scope}: {self.unavailable[scope]}")
                 continue
             self._preflighted.add(scope)

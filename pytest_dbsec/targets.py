@@ -157,5 +157,11 @@ def plan(listed: list[dict], patterns: str | None, urls: list[str], account: Tar
     return out
 
 
+def cannot_connect(e: ConnectError) -> str:
+    """Why a workspace of an account-wide run cannot be read, from its failed preflight."""
+    hint = " (the account's principal must be assigned to the workspace)" if "credentials rejected" in str(e) else ""
+    return f"cannot connect: {e}{hint}"
+
+
 def _renamed(w: AccountWorkspace, name: str, **changes) -> AccountWorkspace:
     return AccountWorkspace(**{**asdict(w), "name": name, **changes})

@@ -541,7 +541,7 @@ class Emulator:
         if not principal.active:
             return _error(401, "UNAUTHENTICATED", f"Invalid access token: {principal.name} is deactivated.")
         if target != "account" and not state.view(target).is_member(principal):
-            return _error(401, "UNAUTHENTICATED", f"Invalid access token: {principal.name} is not a member of workspace {target!r}.")
+            return _error(401, "UNAUTHENTICATED", f"The credential of {principal.name} is not valid in workspace {target!r}: the principal is not a member of it.")
         return None
 
 
