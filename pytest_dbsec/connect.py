@@ -102,7 +102,9 @@ def _config_via_account(target: Target, retry_s: int, http_timeout_s: int) -> Co
     try:
         cfg.host = target.host or cfg.environment.deployment_url(target.deployment_name or "")
         cfg.azure_workspace_resource_id = target.azure_resource_id
-        cfg.account_id = None
+        # the SDK does ``config.account_id = None``, which its str-typed attribute stores as 'None' (and the
+        # databricks-cli auth would pass on as --account-id None): drop the value instead
+        cfg._inner.pop("account_id", None)
         cfg.workspace_id = str(target.workspace_id) if target.workspace_id is not None else None
         cfg.init_auth()
     except ValueError as e:

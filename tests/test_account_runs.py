@@ -361,3 +361,26 @@ def test_the_account_credential_works_on_assigned_workspaces_only(account_emu):
     w = WorkspaceClient(config=Config(host=account_emu.workspace_url("prod"), token=alice, auth_type="pat"))
     with pytest.raises(Unauthenticated):
         w.current_user.me()
+
+
+def test_without_a_url_list_a_workspace_is_reached_the_way_the_sdk_does(account_emu):
+    """No URL given: the SDK's AccountClient.get_workspace_client recipe -- the deployment's URL in the
+    account's cloud, the account's credentials, no account id, the workspace id."""
+    from pytest_dbsec.connect import _config
+
+    account = Target(ACCOUNT, kind="account", host=account_emu.account_url, account_id=account_emu.account_id,
+                     token=account_emu.token_for("dbsec-auditor"))
+    listed = [{"workspace_id": 1000000000000001, "workspace_name": "prod", "deployment_name": "multi-prod",
+               "workspace_status": "RUNNING"}]
+    (ws,) = plan(listed, None, [], account, "--f", "--u")
+    cfg = _config(ws.target(account), 5, 5)
+    assert cfg.host == "https://multi-prod.cloud.databricks.com"
+    assert cfg.account_id is None and cfg.workspace_id == "1000000000000001" and cfg.token == account.token
+    assert not [r for r in account_emu.requests if r.target != "account"], "building a client sends nothing"
+
+
+def test_an_azure_workspace_keeps_its_resource_id():
+    listed = [{"workspace_id": 7, "workspace_name": "az", "deployment_name": "adb-7", "workspace_status": "RUNNING",
+               "azure_workspace_info": {"subscription_id": "sub-1", "resource_group": "rg-1"}}]
+    (ws,) = plan(listed, None, [], Target(ACCOUNT, kind="account"), "--f", "--u")
+    assert ws.azure_resource_id == "/subscriptions/sub-1/resourceGroups/rg-1/providers/Microsoft.Databricks/workspaces/az"
