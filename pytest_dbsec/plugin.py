@@ -437,6 +437,17 @@ class DbsecRun:
             self.progress(f"connected to {target.describe()} as {who} ({time.monotonic() - started:.1f}s)")
         self.collector.ensure(sorted(missing))
 
+    def check_targets(self) -> None:
+        """Preflight the targets the user named (not the workspaces found through the account, which
+        ERROR one by one): a UsageError for the first that fails."""
+        for name, target in self.targets.items():
+            if target.via is None and name not in self._preflighted:
+                try:
+                    preflight(target)
+                except ConnectError as e:
+                    self.aborted = True
+                    raise pytest.UsageError(f"cannot connect: {e}") from None
+
     def _client(self, target: Target):
         """The collector's SDK clients. A scope known to be unreadable fails at once with its reason, so
         each section of it (and each control that needs one) says why."""
@@ -670,6 +681,10 @@ def pytest_runtestloop(session: pytest.Session):
     if run is not None and not session.config.option.collectonly and session.items:
         run.selected = {i.nodeid for i in session.items if CONTROL_KEY in i.stash}
         run.prepare(session.items)
+    elif run is not None and run.shared_cache is not None and not run.is_worker:
+        # the xdist controller (it collects nothing itself): a bad profile or host must still be exit 4
+        # before the workers start, not an ERROR on every control
+        run.check_targets()
     return (yield)
 
 

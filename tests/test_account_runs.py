@@ -273,6 +273,14 @@ def test_under_xdist_each_workspace_is_collected_once_by_one_worker(account_run,
     assert len(set().union(*workers.values())) == 2, "the workspaces are spread over both workers"
 
 
+def test_under_xdist_a_bad_profile_is_still_a_usage_error(pytester):
+    pytest.importorskip("xdist")
+    result = pytester.runpytest("-p", "no:cacheprovider", "--dbsec-report-dir", "out", "--databricks-profile",
+                                "nope", "-k", "TOK_01", "-n", "2")
+    assert result.ret == 4 and "nope" in result.stderr.str()
+    assert not (pytester.path / "out").exists()
+
+
 # -- incident verification over every workspace ---------------------------------------------
 
 
