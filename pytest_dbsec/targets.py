@@ -110,14 +110,20 @@ def select(workspaces: list[AccountWorkspace], patterns: str | None, flag: str) 
 
 def match_urls(urls: Iterable[str], workspaces: list[AccountWorkspace], account: Target | None,
                flag: str, workspace_id_of: Callable[[str], int | None] | None = None) -> dict[int, str]:
-    """Which account workspace each URL is: {workspace id: URL}. The id comes from the host's metadata
-    (no credentials), else from an authenticated call with the account's credentials. A URL that does
-    not answer, or whose workspace the account does not list, is a TargetError."""
+    """Which account workspace each URL is: {workspace id: URL}. A host named after a deployment
+    (``corp-prod.cloud.databricks.com``, ``corp-prod.privatelink.example.com``) is that workspace, without
+    a call -- so a workspace that is down can still be named; otherwise the id comes from the host's
+    metadata (no credentials), else from an authenticated call with the account's credentials. A URL
+    that cannot be matched, or whose workspace the account does not list, is a TargetError."""
     by_id = {w.id: w for w in workspaces}
     probe = workspace_id_of or workspace_id_at
     out: dict[int, str] = {}
     for url in urls:
-        wid = probe(url)
+        host = urlsplit(url).hostname or ""
+        wid = next((w.id for w in workspaces if w.deployment_name and
+                    (host == w.deployment_name or host.startswith(f"{w.deployment_name}."))), None)
+        if wid is None:
+            wid = probe(url)
         if wid is None and account is not None:
             try:
                 wid = int(preflight(Target(name=url, host=url, via=account))[1])

@@ -178,10 +178,14 @@ def test_urls_are_matched_to_workspaces_by_id_whatever_their_order(account_run, 
 
 
 def test_a_workspace_without_a_url_in_the_list_errors_and_says_so(account_run, account_emu):
-    result, report = account_run(account_emu, urls=account_emu.workspace_url("prod"))
+    # legacy is named by its deployment in the host: matched without a call (it is down anyway)
+    urls = f"{account_emu.workspace_url('prod')},https://multi-legacy.privatelink.example.com"
+    result, report = account_run(account_emu, urls=urls)
     tok = by_target(report, "TOK-01")
     assert tok["prod"]["outcome"] == "failed"
     assert tok["dev"]["outcome"] == "error" and "has no URL in --dbsec-workspace-urls" in tok["dev"]["reason"]
+    assert tok["legacy"]["outcome"] == "error" and "not running" in tok["legacy"]["reason"]
+    assert "--dbsec-workspace-urls" not in tok["legacy"]["reason"]
 
 
 @pytest.mark.parametrize("urls, fragment", [
