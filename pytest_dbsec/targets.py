@@ -22,6 +22,7 @@ from typing import Callable, Iterable
 from urllib.parse import urlsplit
 
 from .connect import ConnectError, Target, preflight, workspace_id_at
+from .inventory import ACCOUNT
 
 RUNNING = "RUNNING"
 
@@ -145,8 +146,10 @@ def plan(listed: list[dict], patterns: str | None, urls: list[str], account: Tar
     reason it cannot be audited."""
     workspaces = [AccountWorkspace.from_wire(w) for w in listed]
     names = [w.name for w in workspaces]
-    # test ids, reports and the access graph name workspaces by name: keep every name unique
-    workspaces = [w if names.count(w.name) == 1 else _renamed(w, f"{w.name} ({w.id})") for w in workspaces]
+    # test ids, reports and the access graph name workspaces by name: keep every name unique, and apart
+    # from the account's own scope name
+    workspaces = [w if names.count(w.name) == 1 and w.name != ACCOUNT else _renamed(w, f"{w.name} ({w.id})")
+                  for w in workspaces]
     chosen = select(workspaces, patterns, filter_flag)
     if not chosen:
         raise TargetError("the account lists no workspace to audit")

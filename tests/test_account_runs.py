@@ -238,10 +238,12 @@ def test_unreachable_account_is_a_usage_error(pytester, monkeypatch, tmp_path):
 def test_plan_keeps_workspace_names_unique():
     listed = [{"workspace_id": 1, "workspace_name": "a", "workspace_status": "RUNNING"},
               {"workspace_id": 2, "workspace_name": "a", "workspace_status": "RUNNING"},
-              {"workspace_id": 3, "workspace_name": "b", "workspace_status": "PROVISIONING"}]
+              {"workspace_id": 3, "workspace_name": "b", "workspace_status": "PROVISIONING"},
+              {"workspace_id": 4, "workspace_name": "account", "workspace_status": "RUNNING"}]
     got = plan(listed, None, [], Target(ACCOUNT, kind="account"), "--f", "--u")
-    assert [(w.name, w.id, w.unavailable is None) for w in got] == [("a (1)", 1, True), ("a (2)", 2, True),
-                                                                    ("b", 3, False)]
+    assert [(w.name, w.id, w.unavailable is None) for w in got] == [
+        ("a (1)", 1, True), ("a (2)", 2, True), ("b", 3, False), ("account (4)", 4, True)]
+    assert "not running (status PROVISIONING)" in got[2].unavailable
     assert [w.name for w in plan(listed, "a (2)", [], Target(ACCOUNT, kind="account"), "--f", "--u")] == ["a (2)"]
 
 
@@ -396,3 +398,15 @@ def test_an_azure_workspace_keeps_its_resource_id():
                "azure_workspace_info": {"subscription_id": "sub-1", "resource_group": "rg-1"}}]
     (ws,) = plan(listed, None, [], Target(ACCOUNT, kind="account"), "--f", "--u")
     assert ws.azure_resource_id == "/subscriptions/sub-1/resourceGroups/rg-1/providers/Microsoft.Databricks/workspaces/az"
+
+
+def test_a_hostile_workspace_name_is_carried_as_data(account_run, databricks_emulator):
+    t = yaml.safe_load(ACCOUNT_TENANT.read_text())
+    hostile = 'dev "eu" <b>[1]'
+    t["account"]["workspaces"][1]["name"] = hostile
+    emu = databricks_emulator(t)
+    result, report = account_run(emu, "--dbsec-workspaces", "dev*,prod")
+    tok = by_target(report, "TOK-01")
+    assert sorted(tok) == sorted([hostile, "prod"])
+    assert tok[hostile]["outcome"] == "passed" and tok["prod"]["outcome"] == "failed"
+    assert tok[hostile]["nodeid"].endswith(f"[{hostile}]")
