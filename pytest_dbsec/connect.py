@@ -51,6 +51,9 @@ class Target:
     via: "Target | None" = None
     deployment_name: str | None = None
     azure_resource_id: str | None = None
+    # an account target's resolved Config per (retry, timeout), copied for each of its workspaces: one
+    # profile read and host-metadata probe per run, not two per workspace
+    _resolved: dict = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     def describe(self) -> str:
         bits = [f"{self.kind} {self.name!r}"]
@@ -98,7 +101,10 @@ def _config_via_account(target: Target, retry_s: int, http_timeout_s: int) -> Co
     """The workspace config the SDK's ``AccountClient.get_workspace_client`` builds -- a copy of the
     account's config with the workspace's host, no account id, the workspace id -- except that the host
     may be given (private link, custom DNS, an emulator) instead of derived from the deployment name."""
-    cfg = _config(target.via, retry_s, http_timeout_s).deep_copy()
+    account = target.via._resolved.get((retry_s, http_timeout_s))
+    if account is None:
+        account = target.via._resolved[(retry_s, http_timeout_s)] = _config(target.via, retry_s, http_timeout_s)
+    cfg = account.deep_copy()
     try:
         cfg.host = target.host or cfg.environment.deployment_url(target.deployment_name or "")
         cfg.azure_workspace_resource_id = target.azure_resource_id
