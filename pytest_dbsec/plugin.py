@@ -29,11 +29,10 @@ from typing import Any
 
 import pytest
 
-from . import __version__, hooks
+from . import __version__, connect, hooks
 from .accepted import AcceptedError, AcceptedSet
 from .baseline import Baseline, BaselineError
 from .collect import Collector, known_sections, section
-from . import connect
 from .connect import ConnectError, Target, preflight
 from .findings import (ACCEPTED, ATTESTED, ERROR, FAILED, PASSED, SEVERITIES, SKIPPED, WAIVED, Control,
                        ControlDefinitionError, FindingRecorder, Outcome, accepted_status, apply_dispositions,
