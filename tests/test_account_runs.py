@@ -92,6 +92,11 @@ def test_an_account_run_judges_every_workspace_and_the_account_once(account_run,
     # the snapshot (and so a replay) holds every workspace, with the account's ids
     snap = json.loads((pytester.path / "out" / "snap.json").read_text())
     assert {w["name"]: w["id"] for w in snap["workspaces"]} == {w["name"]: w["id"] for w in account_emu.workspaces}
+    assert snap["meta"]["targets"]["prod"]["via"] == "account"
+    # the HTML report (written by the same run) shows every workspace too
+    html = (pytester.path / "out" / "compliance.html").read_text()
+    for ws in WORKSPACES:
+        assert f"[{ws}]" in html or f">{ws}<" in html, ws
     # one credential: every workspace call was made with the account's token, and only read
     assert {r.principal for r in account_emu.requests if r.path.startswith("/api/")} == \
         {"7f1c2b9e-0000-4000-8000-00000000a001"}
