@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, NamedTuple
 
@@ -46,6 +47,14 @@ class Target:
     workspace_id: int | None = None
     token: str | None = field(default=None, repr=False)  # only for the demo emulator / explicit use
     config_file: str | None = None
+    # A workspace reached with the account's credentials (an account-wide run, see targets.py): ``via``
+    # is the account target; the host is ``host`` or, if None, the deployment's URL in the account's cloud.
+    via: "Target | None" = None
+    deployment_name: str | None = None
+    azure_resource_id: str | None = None
+    # an account target's resolved Config per (retry, timeout), copied for each of its workspaces: one
+    # profile read and host-metadata probe per run, not two per workspace
+    _resolved: dict = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     def describe(self) -> str:
         bits = [f"{self.kind} {self.name!r}"]
@@ -53,10 +62,15 @@ class Target:
             bits.append(f"profile {self.profile!r}")
         if self.host:
             bits.append(f"host {self.host}")
+        if self.via is not None:
+            bits.append("with the account credentials" + (f" of profile {self.via.profile!r}"
+                                                          if self.via.profile else ""))
         return ", ".join(bits)
 
 
 def _config(target: Target, retry_s: int, http_timeout_s: int) -> Config:
+    if target.via is not None:
+        return _config_via_account(target, retry_s, http_timeout_s)
     kwargs: dict = dict(
         retry_timeout_seconds=retry_s,
         http_timeout_seconds=http_timeout_s,
@@ -82,6 +96,27 @@ def _config(target: Target, retry_s: int, http_timeout_s: int) -> Config:
         raise ConnectError(f"{target.describe()}: {_first_line(e)}") from None
     except DatabricksError as e:
         raise ConnectError(f"{target.describe()}: {_first_line(e)}") from None
+
+
+def _config_via_account(target: Target, retry_s: int, http_timeout_s: int) -> Config:
+    """The workspace config the SDK's ``AccountClient.get_workspace_client`` builds -- a copy of the
+    account's config with the workspace's host, no account id, the workspace id -- except that the host
+    may be given (private link, custom DNS, an emulator) instead of derived from the deployment name."""
+    account = target.via._resolved.get((retry_s, http_timeout_s))
+    if account is None:
+        account = target.via._resolved[(retry_s, http_timeout_s)] = _config(target.via, retry_s, http_timeout_s)
+    cfg = account.deep_copy()
+    try:
+        cfg.host = target.host or cfg.environment.deployment_url(target.deployment_name or "")
+        cfg.azure_workspace_resource_id = target.azure_resource_id
+        # the SDK does ``config.account_id = None``, which its str-typed attribute stores as 'None' (and the
+        # databricks-cli auth would pass on as --account-id None): drop the value instead
+        cfg._inner.pop("account_id", None)
+        cfg.workspace_id = str(target.workspace_id) if target.workspace_id is not None else None
+        cfg.init_auth()
+    except ValueError as e:
+        raise ConnectError(f"{target.describe()}: {_first_line(e)}") from None
+    return cfg
 
 
 def workspace_client(target: Target, *, retry_s: int = COLLECT_RETRY_S,
@@ -117,7 +152,7 @@ def preflight(target: Target) -> Connected:
 
     Raises ConnectError with one line for: an unknown profile, an unreachable host, bad credentials.
     """
-    try:
+    with _bounded(target):
         if target.kind == "account":
             a = account_client(target, retry_s=PREFLIGHT_RETRY_S, http_timeout_s=PREFLIGHT_HTTP_TIMEOUT_S)
             # the cheapest account call that needs valid credentials
@@ -128,6 +163,35 @@ def preflight(target: Target) -> Connected:
         # the id comes from host metadata when the workspace publishes it, else from /Me's header
         workspace_id = w.config.workspace_id or w.get_workspace_id()
         return Connected(me.display_name or me.user_name or "?", workspace_id, w.config.host, w.config.auth_type)
+
+
+def list_workspaces(target: Target) -> list[dict]:
+    """The account's workspaces (wire dicts), bounded in time like ``preflight``, which it replaces
+    for the account target of an account-wide run."""
+    with _bounded(target):
+        a = account_client(target, retry_s=PREFLIGHT_RETRY_S, http_timeout_s=PREFLIGHT_HTTP_TIMEOUT_S)
+        return [w.as_dict() for w in a.workspaces.list()]
+
+
+def workspace_id_at(url: str) -> int | None:
+    """The id a workspace host publishes in its metadata (``/.well-known/databricks-config``, no
+    credentials needed), or None if it publishes none or does not answer."""
+    from databricks.sdk._base_client import _BaseClient
+    from databricks.sdk.oauth import get_host_metadata
+
+    client = _BaseClient(retry_timeout_seconds=PREFLIGHT_RETRY_S, http_timeout_seconds=PREFLIGHT_HTTP_TIMEOUT_S)
+    try:
+        meta = get_host_metadata(url, client=client)
+        return int(meta.workspace_id) if meta.workspace_id else None
+    except (ValueError, TypeError):
+        return None
+
+
+@contextmanager
+def _bounded(target: Target):
+    """Turn whatever a bounded first call raises into one ConnectError line."""
+    try:
+        yield
     except ConnectError:
         raise
     except TimeoutError as e:
@@ -231,4 +295,5 @@ def redact(text: str, known: tuple[str, ...] = ()) -> str:
 
 def _first_line(e: BaseException | str) -> str:
     text = str(e).strip().splitlines()
-    return redact(text[0] if text else type(e).__name__)
+    # the SDK appends its whole config (host, masked token, ...) to auth errors: noise in one line
+    return redact(text[0].split(". Config: ")[0] if text else type(e).__name__)

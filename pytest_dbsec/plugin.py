@@ -18,6 +18,7 @@ This is the only module that knows pytest's hooks. The flow of one run:
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
 import sys
@@ -28,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from . import __version__, hooks
+from . import __version__, connect, hooks
 from .accepted import AcceptedError, AcceptedSet
 from .baseline import Baseline, BaselineError
 from .collect import Collector, known_sections, section
@@ -60,6 +61,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="workspace URL to audit; credentials from the environment (DATABRICKS_TOKEN, ...)")
     group.addoption("--databricks-account-profile", metavar="NAME",
                     help="~/.databrickscfg profile for account-level APIs (needs account_id)")
+    group.addoption("--dbsec-workspaces", metavar="NAME|ID|GLOB,...",
+                    help="with --databricks-account-profile alone: audit only these of the account's workspaces")
+    group.addoption("--dbsec-workspace-urls", metavar="URL,URL",
+                    help="with --databricks-account-profile alone: the URLs of the account's workspaces (matched "
+                         "by workspace id; default: each deployment's URL in the account's cloud)")
     group.addoption("--dbsec", action="store_true",
                     help="audit the workspace configured by DATABRICKS_* environment variables / default profile "
                          "(inside a Databricks job or notebook: the workspace it runs in, as its identity)")
@@ -182,7 +188,13 @@ class DbsecRun:
         self.report: RunReport | None = None
         # under pytest-xdist, workers run controls and the controller writes the reports
         self.is_worker = hasattr(config, "workerinput")
-        self.shared_cache: Path | None = None  # where xdist workers share what they collected
+        self.shared_cache: Path | None = None  # the folder where xdist workers share what they collected
+        # account-wide runs: every workspace the account lists, with its URL or why it cannot be audited
+        self.account_workspaces: list | None = None
+        self.unavailable: dict[str, str] = {}  # scope name -> why it cannot be read (its controls ERROR)
+        self._preflighted: set[str] = set()
+        self._needed: set[tuple[str, str]] = set()  # what the selected controls read (xdist: per scope, lazily)
+        self._synced: set[str] = set()  # scopes this xdist worker has brought in line with the shared cache
         self._graph = None  # the access graph, built on first use by the INC controls
 
     # -- set-up from options --------------------------------------------------------------------
@@ -205,6 +217,12 @@ class DbsecRun:
                                     "--dbsec, --databricks-profile, --databricks-host or --databricks-account-profile")
         if profile and host:
             raise pytest.UsageError("give either --databricks-profile or --databricks-host, not both")
+        account_wide = bool(account_profile) and not (profile or host or from_env)
+        for flag in ("dbsec_workspaces", "dbsec_workspace_urls"):
+            if config.getoption(flag) is not None and not account_wide:
+                raise pytest.UsageError(f"--{flag.replace('_', '-')} chooses among the account's workspaces: use it "
+                                        "with --databricks-account-profile alone (not with --databricks-profile, "
+                                        "--databricks-host, --dbsec, --dbsec-demo or --dbsec-replay)")
         workers = config.getoption("dbsec_max_workers")
         if workers is None:
             try:
@@ -259,13 +277,16 @@ class DbsecRun:
                 run.workspace_names.append(name)
             if account_profile:
                 run.targets[ACCOUNT] = Target(name=ACCOUNT, kind="account", profile=account_profile)
+            if account_wide:
+                run._setup_account_wide()
         if run.replay is None:
             run.inventory.account = Scope(ACCOUNT, "account", host=None) if ACCOUNT in run.targets else None
             for name in run.workspace_names:
                 t = run.targets[name]
                 run.inventory.workspaces[name] = Scope(name, "workspace", id=t.workspace_id, host=t.host)
             run.inventory.meta.update(run._meta())
-            run.collector = Collector(run.inventory, run.targets, max_workers=workers, progress=run.progress)
+            run.collector = Collector(run.inventory, run.targets, max_workers=workers, progress=run.progress,
+                                      client_factory=run._client)
         return run
 
     def _setup_replay(self, path: Path) -> None:
@@ -276,6 +297,38 @@ class DbsecRun:
         self.replay = path
         self.source = "replay"
         self.workspace_names = list(self.inventory.workspaces)
+
+    def _setup_account_wide(self) -> None:
+        """Every workspace of the account (or those --dbsec-workspaces picks), reached with the account's
+        credentials. The controller lists them once; xdist workers get the list from it."""
+        from .targets import AccountWorkspace, TargetError, parse_urls, plan
+
+        account = self.targets[ACCOUNT]
+        if self.is_worker and "dbsec_workspaces" in self.config.workerinput:
+            workspaces = [AccountWorkspace.from_json(w) for w in json.loads(self.config.workerinput["dbsec_workspaces"])]
+        else:
+            try:
+                urls = parse_urls(self.config.getoption("dbsec_workspace_urls"), "--dbsec-workspace-urls")
+                started = time.monotonic()
+                listed = connect.list_workspaces(account)  # also proves the account credentials
+                self.progress(f"connected to {account.describe()}: {len(listed)} workspaces "
+                              f"({time.monotonic() - started:.1f}s)")
+                workspaces = plan(listed, self.config.getoption("dbsec_workspaces"), urls, account,
+                                  "--dbsec-workspaces", "--dbsec-workspace-urls")
+            except TargetError as e:
+                raise pytest.UsageError(str(e)) from None
+            except ConnectError as e:
+                raise pytest.UsageError(f"cannot connect: {e}") from None
+            for w in workspaces:
+                if w.unavailable:
+                    self.progress(f"workspace {w.name}: {w.unavailable}")
+        self._preflighted.add(ACCOUNT)
+        self.account_workspaces = workspaces
+        for w in workspaces:
+            self.targets[w.name] = w.target(account)
+            self.workspace_names.append(w.name)
+            if w.unavailable:
+                self.unavailable[w.name] = w.unavailable
 
     def _setup_demo(self) -> None:
         from .emulator import DEMO_TENANT, Emulator
@@ -300,7 +353,8 @@ class DbsecRun:
             "source": self.source,
             "started": iso(self.started),
             "targets": {n: {"kind": t.kind, "host": t.host or self._scope_host(n), "profile": t.profile,
-                            "auth": self.auth_types.get(n)}
+                            "auth": self.auth_types.get(n),
+                            **({"via": "account"} if t.via is not None else {})}
                         for n, t in self.targets.items()},
         }
 
@@ -308,6 +362,10 @@ class DbsecRun:
         return self.inventory.scope(name).host if self._has_scope(name) else None
 
     def close(self) -> None:
+        if self.shared_cache is not None and not self.is_worker:
+            import shutil
+
+            shutil.rmtree(self.shared_cache, ignore_errors=True)
         if self.emulator is not None:
             self.emulator.stop()
             self.emulator = None
@@ -339,35 +397,54 @@ class DbsecRun:
             needed.update((target, s) for s in control.sections)
             if "access_graph" in getattr(item, "fixturenames", ()):
                 needed.update(self._graph_sections())
+        self._needed = needed
         if not needed:
             return
         if self.shared_cache is None:
             self._collect(needed)
             self._check_principal(items)
+        # pytest-xdist: each scope is collected when a worker first runs a control on it (``sync``)
+
+    def sync(self, scopes: set[str]) -> None:
+        """xdist worker: bring these scopes in line with the shared cache, collecting only what no worker
+        has collected yet, so the inventory is fetched once per run whatever the number of workers. One
+        lock per scope: workers collecting different workspaces do not wait for each other."""
+        if self.shared_cache is None or self.collector is None:
             return
-        # pytest-xdist: workers take turns; each reuses what the others collected and adds only
-        # what is missing, so the inventory is fetched once per run whatever the number of workers.
-        with _file_lock(self.shared_cache.with_name(self.shared_cache.name + ".lock")):
-            if self.shared_cache.exists():
-                cached = Inventory.load(self.shared_cache)
-                for scope in cached.scopes():
-                    if self._has_scope(scope.name):
-                        for sec in scope.sections.values():
-                            if self.inventory.scope(scope.name).section(sec.name).status == "absent":
-                                self.inventory.put(scope.name, sec)
-            self._collect(needed)
-            self.inventory.save(self.shared_cache)
+        for scope in sorted(s for s in scopes - self._synced if self._has_scope(s)):
+            path = self.shared_cache / f"{hashlib.sha256(scope.encode()).hexdigest()[:20]}.json"
+            with _file_lock(path.with_name(path.name + ".lock")):
+                if path.exists():
+                    for cached in Inventory.load(path).scopes():
+                        mine = self.inventory.scope(scope)
+                        for sec in cached.sections.values():
+                            if mine.section(sec.name).status == "absent":
+                                self.inventory.put(scope, sec)
+                        mine.id = mine.id if mine.id is not None else cached.id
+                self._collect({(sc, n) for sc, n in self._needed if sc == scope})
+                mine = self.inventory.scope(scope)
+                alone = Inventory(account=mine) if scope == ACCOUNT else Inventory(workspaces={scope: mine})
+                alone.save(path)
+            self._synced.add(scope)
 
     def _collect(self, needed: set[tuple[str, str]]) -> None:
         missing = {(sc, n) for sc, n in needed if self.inventory.scope(sc).section(n).status == "absent"}
-        for scope in sorted({sc for sc, _ in missing}):
+        for scope in sorted({sc for sc, _ in missing} - self._preflighted - set(self.unavailable)):
             target = self.targets[scope]
             started = time.monotonic()
             try:
                 connected = preflight(target)
             except ConnectError as e:
-                self.aborted = True
-                raise pytest.UsageError(f"cannot connect: {e}") from None
+                if target.via is None:
+                    self.aborted = True
+                    raise pytest.UsageError(f"cannot connect: {e}") from None
+                # one workspace of an account-wide run: its controls ERROR with the reason, the others run
+                from .targets import cannot_connect
+
+                self.unavailable[scope] = cannot_connect(e)
+                self.progress(f"workspace {scope}: {self.unavailable[scope]}")
+                continue
+            self._preflighted.add(scope)
             inv_scope = self.inventory.scope(scope)
             inv_scope.id = _as_int(connected.id)
             # a target without a host (--dbsec: the environment or the Databricks runtime chose it):
@@ -378,6 +455,25 @@ class DbsecRun:
             self.progress(f"connected to {target.describe()}{'' if target.host else f' at {connected.host}'} "
                           f"as {connected.who} ({connected.auth_type} auth, {time.monotonic() - started:.1f}s)")
         self.collector.ensure(sorted(missing))
+
+    def check_targets(self) -> None:
+        """Preflight the targets the user named (not the workspaces found through the account, which
+        ERROR one by one): a UsageError for the first that fails."""
+        for name, target in self.targets.items():
+            if target.via is None and name not in self._preflighted:
+                try:
+                    preflight(target)
+                except ConnectError as e:
+                    self.aborted = True
+                    raise pytest.UsageError(f"cannot connect: {e}") from None
+
+    def _client(self, target: Target):
+        """The collector's SDK clients. A scope known to be unreadable fails at once with its reason, so
+        each section of it (and each control that needs one) says why."""
+        reason = self.unavailable.get(target.name)
+        if reason is not None:
+            raise ConnectError(reason)
+        return connect.account_client(target) if target.kind == "account" else connect.workspace_client(target)
 
     def _graph_sections(self) -> set[tuple[str, str]]:
         """Every (scope, section) the access graph is built from, for the scopes of this run."""
@@ -632,6 +728,10 @@ def pytest_runtestloop(session: pytest.Session):
     if run is not None and not session.config.option.collectonly and session.items:
         run.selected = {i.nodeid for i in session.items if CONTROL_KEY in i.stash}
         run.prepare(session.items)
+    elif run is not None and run.shared_cache is not None and not run.is_worker:
+        # the xdist controller (it collects nothing itself): a bad profile or host must still be exit 4
+        # before the workers start, not an ERROR on every control
+        run.check_targets()
     return (yield)
 
 
@@ -645,6 +745,11 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if override is not None and not override.enabled:
         pytest.skip(f"disabled by the baseline ({override.source}): {override.reason}")
     target = _target_of(item)
+    if run.shared_cache is not None:  # an xdist worker: bring in what this control reads first
+        scopes = {target} if target is not None else set()
+        if "access_graph" in getattr(item, "fixturenames", ()):
+            scopes |= {sc.name for sc in run.inventory.scopes()}
+        run.sync(scopes)
     if target is not None:
         run.require(target, control.sections)
 
@@ -741,8 +846,30 @@ def pytest_configure_node(node) -> None:
         if run.shared_cache is None:
             import tempfile
 
-            run.shared_cache = Path(tempfile.mkdtemp(prefix="dbsec-xdist-")) / "inventory.json"
+            run.shared_cache = Path(tempfile.mkdtemp(prefix="dbsec-xdist-"))
         node.workerinput["dbsec_cache"] = str(run.shared_cache)
+        if run.account_workspaces is not None:  # listed once, by the controller
+            node.workerinput["dbsec_workspaces"] = json.dumps([w.to_json() for w in run.account_workspaces])
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """Under ``-n N`` (xdist's default ``load`` distribution), send each workspace's controls to one
+    worker, so that workers collect different workspaces side by side instead of waiting for each
+    other on the same one. An explicit ``--dist`` other than ``load`` is left alone."""
+    run = _run(config)
+    if run is None or run.collector is None or config.getvalue("dist") != "load" or len(run.workspace_names) < 2:
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class WorkspaceScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            # "checks/tokens.py::test_TOK_01_...[prod]" -> "prod"; account controls and the user's
+            # unparametrized tests form one more group
+            _, bracket, param = nodeid.rpartition("::")[2].partition("[")
+            return param[:-1] if bracket and param.endswith("]") else ""
+
+    return WorkspaceScheduling(config, log)
 
 
 @pytest.hookimpl(optionalhook=True)

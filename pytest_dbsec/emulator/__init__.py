@@ -12,9 +12,10 @@ The tenant format is described in ``tenant.py`` and ``tenants/README.md``.
 """
 
 from .server import Emulator, Fault, RequestRecord, serve
-from .tenant import DEMO_TENANT, MINIMAL_TENANT, Tenant, TenantError, load_tenant, normalize
+from .tenant import ACCOUNT_TENANT, DEMO_TENANT, MINIMAL_TENANT, Tenant, TenantError, load_tenant, normalize
 
 __all__ = [
+    "ACCOUNT_TENANT",
     "DEMO_TENANT",
     "MINIMAL_TENANT",
     "Emulator",

@@ -534,12 +534,14 @@ class Emulator:
         if target == "account":
             if not cred.get("account"):
                 return _error(401, "UNAUTHENTICATED", "Invalid access token: this token is not valid for the account API.")
-        elif cred.get("workspace") != target:
+        elif cred.get("workspace") != target and not cred.get("account"):
+            # An account-level token (OAuth M2M of an account service principal) also authenticates on
+            # the workspaces the principal is assigned to (checked below); a workspace token only on its own.
             return _error(401, "UNAUTHENTICATED", f"Invalid access token: this token is not valid for workspace {target!r}.")
         if not principal.active:
             return _error(401, "UNAUTHENTICATED", f"Invalid access token: {principal.name} is deactivated.")
         if target != "account" and not state.view(target).is_member(principal):
-            return _error(401, "UNAUTHENTICATED", f"Invalid access token: {principal.name} is not a member of workspace {target!r}.")
+            return _error(401, "UNAUTHENTICATED", f"The credential of {principal.name} is not valid in workspace {target!r}: the principal is not a member of it.")
         return None
 
 

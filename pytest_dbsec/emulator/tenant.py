@@ -67,6 +67,7 @@ from .tenant_objects import (
 
 DEMO_TENANT = pathlib.Path(__file__).parent / "tenants" / "demo.yaml"
 MINIMAL_TENANT = pathlib.Path(__file__).parent / "tenants" / "minimal.yaml"
+ACCOUNT_TENANT = pathlib.Path(__file__).parent / "tenants" / "account.yaml"
 
 
 class Tenant(dict):

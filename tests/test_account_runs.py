@@ -1,0 +1,417 @@
+"""Account-wide runs: ``pytest --databricks-account-profile X`` alone audits every workspace of the account.
+
+The emulator serves pytest_dbsec/emulator/tenants/account.yaml (prod, dev, research where the auditor is
+not assigned, legacy which is FAILED) on one port per workspace; the run reaches them with the account
+profile's credential through --dbsec-workspace-urls, as it would reach private-link hosts in the cloud.
+Real SDK over real HTTP; the emulator's request log is the evidence of what was called.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+from dbsec_helpers import outcome_of
+
+from pytest_dbsec.cli import main
+from pytest_dbsec.connect import Target
+from pytest_dbsec.emulator import ACCOUNT_TENANT
+from pytest_dbsec.inventory import ACCOUNT
+from pytest_dbsec.targets import TargetError, parse_urls, plan
+
+WORKSPACES = ["prod", "dev", "research", "legacy"]
+TOK_AND_IAM_09 = ("-k", "TOK_01 or IAM_09")
+
+
+@pytest.fixture
+def account_emu(databricks_emulator):
+    return databricks_emulator(yaml.safe_load(ACCOUNT_TENANT.read_text()))
+
+
+@pytest.fixture
+def account_profile(monkeypatch, tmp_path):
+    """Write a ~/.databrickscfg with the account profile `acct` for an emulator; return its name."""
+
+    def make(emu, principal: str = "dbsec-auditor") -> str:
+        cfg = tmp_path / "account.databrickscfg"
+        cfg.write_text(f"[acct]\nhost = {emu.account_url}\naccount_id = {emu.account_id}\n"
+                       f"token = {emu.token_for(principal)}\n")
+        monkeypatch.setenv("DATABRICKS_CONFIG_FILE", str(cfg))
+        return "acct"
+
+    return make
+
+
+@pytest.fixture
+def account_run(pytester, account_profile):
+    """account_run(emu, *args, urls=...) -> (result, findings.json or None): an account-wide run."""
+
+    def run(emu, *args, urls=None):
+        urls = ",".join(w["url"] for w in emu.workspaces) if urls is None else urls
+        opts = ["-p", "no:cacheprovider", "--dbsec-report-dir", "out", "--databricks-account-profile",
+                account_profile(emu)] + (["--dbsec-workspace-urls", urls] if urls else [])
+        result = pytester.runpytest(*opts, *(args or TOK_AND_IAM_09))
+        path = pytester.path / "out" / "findings.json"
+        return result, (json.loads(path.read_text()) if path.exists() else None)
+
+    return run
+
+
+def by_target(report, control):
+    return {r["target"]: r for r in report["results"] if r["control_id"] == control}
+
+
+def api_calls(emu, target=None):
+    return Counter((r.target, r.method, r.path) for r in emu.requests
+                   if r.path.startswith("/api/") and target in (None, r.target))
+
+
+# -- every workspace, the account once ----------------------------------------------------------
+
+
+def test_an_account_run_judges_every_workspace_and_the_account_once(account_run, account_emu, pytester):
+    result, report = account_run(account_emu, *TOK_AND_IAM_09, "--dbsec-snapshot-out", "out/snap.json")
+    assert result.ret == 1, result.stdout.str()
+    tok = by_target(report, "TOK-01")
+    assert sorted(tok) == sorted(WORKSPACES)
+    assert tok["prod"]["outcome"] == "failed"
+    assert [f["resource_id"] for f in tok["prod"]["findings"]] == ["prod-etl-forever"]
+    assert tok["dev"]["outcome"] == "passed"
+    # the account-scoped control runs once, against the account
+    assert list(by_target(report, "IAM-09")) == [ACCOUNT]
+    # test ids carry the workspace name
+    for ws in WORKSPACES:
+        assert tok[ws]["nodeid"].endswith(f"::test_TOK_01_no_token_without_expiry[{ws}]")
+    assert "ERROR tokens.py::test_TOK_01_no_token_without_expiry[research]" in result.stdout.str()
+    assert report["complete"] is False  # two workspaces could not be read
+    # the snapshot (and so a replay) holds every workspace, with the account's ids
+    snap = json.loads((pytester.path / "out" / "snap.json").read_text())
+    assert {w["name"]: w["id"] for w in snap["workspaces"]} == {w["name"]: w["id"] for w in account_emu.workspaces}
+    assert snap["meta"]["targets"]["prod"]["via"] == "account"
+    # the HTML report (written by the same run) shows every workspace too
+    html = (pytester.path / "out" / "compliance.html").read_text()
+    for ws in WORKSPACES:
+        assert f"[{ws}]" in html or f">{ws}<" in html, ws
+    # one credential: every workspace call was made with the account's token, and only read
+    assert {r.principal for r in account_emu.requests if r.path.startswith("/api/")} == \
+        {"7f1c2b9e-0000-4000-8000-00000000a001"}
+    assert {r.method for r in account_emu.requests} == {"GET"}
+
+
+def test_a_workspace_the_auditor_is_not_assigned_to_errors_with_the_reason(account_run, account_emu):
+    result, report = account_run(account_emu)
+    r = by_target(report, "TOK-01")["research"]
+    assert r["outcome"] == "error"
+    assert "not a member" in r["reason"] and "must be assigned to the workspace" in r["reason"], r["reason"]
+    assert "emu-account-auditor" not in result.stdout.str() + result.stderr.str()
+    # one refused preflight, then nothing more is tried there
+    assert api_calls(account_emu, "research") == Counter({("research", "GET", "/api/2.0/preview/scim/v2/Me"): 1})
+
+
+def test_a_workspace_that_is_not_running_errors_without_a_request(account_run, account_emu):
+    result, report = account_run(account_emu)
+    r = by_target(report, "TOK-01")["legacy"]
+    assert r["outcome"] == "error"
+    assert "not running (status FAILED: Workspace failed to start" in r["reason"]
+    assert api_calls(account_emu, "legacy") == Counter()
+
+
+def test_a_workspace_that_fails_errors_and_the_others_still_run(account_run, account_emu):
+    account_emu.add_fault("* /api/*", status=500, message="backend exploded", target="dev")
+    result, report = account_run(account_emu)
+    tok = by_target(report, "TOK-01")
+    assert tok["dev"]["outcome"] == "error" and "backend exploded" in tok["dev"]["reason"]
+    assert tok["prod"]["outcome"] == "failed" and tok["prod"]["findings"]
+    assert outcome_of(report, "IAM-09", ACCOUNT)["outcome"] == "passed"
+    assert result.ret == 1  # not a usage error: the run went on
+
+
+def test_the_account_profile_with_a_workspace_profile_still_audits_that_one_workspace(
+        pytester, account_emu, account_profile):
+    # --databricks-profile names the workspace to audit: no enumeration, the account is the account
+    cfg = account_profile(account_emu)
+    path = Path(os.environ["DATABRICKS_CONFIG_FILE"])
+    path.write_text(path.read_text() + f"\n[prodws]\nhost = {account_emu.workspace_url('prod')}\n"
+                                       f"token = {account_emu.token_for('dbsec-auditor')}\n")
+    result = pytester.runpytest("-p", "no:cacheprovider", "--dbsec-report-dir", "out", "--databricks-profile",
+                                "prodws", "--databricks-account-profile", cfg, *TOK_AND_IAM_09)
+    report = json.loads((pytester.path / "out" / "findings.json").read_text())
+    assert result.ret == 1  # prod's never-expiring token
+    assert sorted(by_target(report, "TOK-01")) == ["prodws"]
+    assert list(by_target(report, "IAM-09")) == [ACCOUNT]
+    assert not api_calls(account_emu, "dev")
+
+
+# -- choosing workspaces ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("pattern, expected", [
+    ("prod", ["prod"]),
+    ("1000000000000002", ["dev"]),  # by id
+    ("*e*", ["dev", "research", "legacy"]),  # a glob on names
+    ("p*,dev", ["prod", "dev"]),
+])
+def test_dbsec_workspaces_filters_by_name_id_or_glob(account_run, account_emu, pattern, expected):
+    _, report = account_run(account_emu, *TOK_AND_IAM_09, "--dbsec-workspaces", pattern)
+    assert sorted(by_target(report, "TOK-01")) == sorted(expected)
+    assert list(by_target(report, "IAM-09")) == [ACCOUNT]
+    for ws in set(WORKSPACES) - set(expected):
+        assert not api_calls(account_emu, ws), f"{ws} was filtered out but called"
+
+
+def test_a_filter_matching_nothing_is_a_usage_error(account_run, account_emu):
+    result, report = account_run(account_emu, "--dbsec-workspaces", "prd", "-k", "TOK_01")
+    assert result.ret == 4 and report is None
+    err = result.stderr.str()
+    assert "--dbsec-workspaces: 'prd' matches no workspace of the account" in err
+    assert "dev, legacy, prod, research" in err
+
+
+def test_urls_are_matched_to_workspaces_by_id_whatever_their_order(account_run, account_emu):
+    urls = ",".join(w["url"] for w in reversed(account_emu.workspaces))
+    result, report = account_run(account_emu, urls=urls)
+    tok = by_target(report, "TOK-01")
+    assert tok["prod"]["outcome"] == "failed" and tok["dev"]["outcome"] == "passed"
+    # each workspace's data came from its own listener
+    assert api_calls(account_emu, "prod")[("prod", "GET", "/api/2.0/token-management/tokens")] == 1
+    assert api_calls(account_emu, "dev")[("dev", "GET", "/api/2.0/token-management/tokens")] == 1
+
+
+def test_a_workspace_without_a_url_in_the_list_errors_and_says_so(account_run, account_emu):
+    # legacy is named by its deployment in the host: matched without a call (it is down anyway)
+    urls = f"{account_emu.workspace_url('prod')},https://multi-legacy.privatelink.example.com"
+    result, report = account_run(account_emu, urls=urls)
+    tok = by_target(report, "TOK-01")
+    assert tok["prod"]["outcome"] == "failed"
+    assert tok["dev"]["outcome"] == "error" and "has no URL in --dbsec-workspace-urls" in tok["dev"]["reason"]
+    assert tok["legacy"]["outcome"] == "error" and "not running" in tok["legacy"]["reason"]
+    assert "--dbsec-workspace-urls" not in tok["legacy"]["reason"]
+
+
+@pytest.mark.parametrize("urls, fragment", [
+    ("ftp://host", "is not a workspace URL"),
+    ("https://host/some/path", "is not a workspace URL"),
+    ("http://host:port", "is not a URL"),
+    ("https://a.example.com,https://a.example.com/", "is given twice"),
+    (",", "no URL given"),
+])
+def test_malformed_urls_are_usage_errors(account_run, account_emu, urls, fragment):
+    result, report = account_run(account_emu, "-k", "TOK_01", urls=urls)
+    assert result.ret == 4 and report is None
+    assert fragment in result.stderr.str()
+    assert not api_calls(account_emu), "bad input is refused before any call"
+
+
+def test_a_url_of_another_account_is_a_usage_error(account_run, account_emu, databricks_emulator):
+    from pytest_dbsec.emulator import MINIMAL_TENANT
+
+    other = databricks_emulator(MINIMAL_TENANT)
+    result, report = account_run(account_emu, "-k", "TOK_01", urls=other.workspace_url("main"))
+    assert result.ret == 4 and report is None
+    assert "which the account does not list" in result.stderr.str()
+
+
+@pytest.mark.parametrize("args", [
+    ["--dbsec-demo", "--dbsec-workspaces", "prod"],
+    ["--dbsec-demo", "--dbsec-workspace-urls", "https://a.example.com"],
+])
+def test_workspace_flags_without_an_account_wide_run_are_usage_errors(pytester, args):
+    result = pytester.runpytest("-p", "no:cacheprovider", *args)
+    assert result.ret == 4
+    assert "use it with --databricks-account-profile alone" in result.stderr.str()
+
+
+def test_unreachable_account_is_a_usage_error(pytester, monkeypatch, tmp_path):
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    cfg = tmp_path / "cfg"
+    cfg.write_text(f"[acct]\nhost = http://127.0.0.1:{port}\naccount_id = a-1\ntoken = x\n")
+    monkeypatch.setenv("DATABRICKS_CONFIG_FILE", str(cfg))
+    result = pytester.runpytest("-p", "no:cacheprovider", "--databricks-account-profile", "acct", "-k", "TOK_01")
+    assert result.ret == 4 and "cannot connect" in result.stderr.str()
+
+
+def test_plan_keeps_workspace_names_unique():
+    listed = [{"workspace_id": 1, "workspace_name": "a", "workspace_status": "RUNNING"},
+              {"workspace_id": 2, "workspace_name": "a", "workspace_status": "RUNNING"},
+              {"workspace_id": 3, "workspace_name": "b", "workspace_status": "PROVISIONING"},
+              {"workspace_id": 4, "workspace_name": "account", "workspace_status": "RUNNING"}]
+    got = plan(listed, None, [], Target(ACCOUNT, kind="account"), "--f", "--u")
+    assert [(w.name, w.id, w.unavailable is None) for w in got] == [
+        ("a (1)", 1, True), ("a (2)", 2, True), ("b", 3, False), ("account (4)", 4, True)]
+    assert "not running (status PROVISIONING)" in got[2].unavailable
+    assert [w.name for w in plan(listed, "a (2)", [], Target(ACCOUNT, kind="account"), "--f", "--u")] == ["a (2)"]
+
+
+def test_parse_urls_normalises():
+    assert parse_urls("adb-1.azuredatabricks.net, http://127.0.0.1:8080/", "--u") == \
+        ["https://adb-1.azuredatabricks.net", "http://127.0.0.1:8080"]
+    with pytest.raises(TargetError, match="--u: 'ftp://h' is not a workspace URL"):
+        parse_urls("ftp://h", "--u")
+
+
+# -- pytest-xdist -----------------------------------------------------------------------------
+
+
+def test_under_xdist_each_workspace_is_collected_once_by_one_worker(account_run, account_emu):
+    pytest.importorskip("xdist")
+    args = ("-k", "TOK or IAM_09")
+    _, single = account_run(account_emu, *args)
+    single_calls = api_calls(account_emu)
+    account_emu.clear_requests()
+    result, spread = account_run(account_emu, *args, "-n", "2", "-v")
+    # the same verdicts, reported once by the controller with every workspace
+    pick = lambda rep: sorted((r["control_id"], r["target"], r["outcome"], len(r["findings"])) for r in rep["results"])
+    assert pick(spread) == pick(single)
+    assert {r["target"] for r in spread["results"]} == set(WORKSPACES) | {ACCOUNT}
+    # exactly the calls of a single-process run: the account listed once, each workspace read once
+    assert api_calls(account_emu) == single_calls
+    assert sum(n for (t, _, p), n in single_calls.items() if p.endswith("/workspaces")) == 1
+    # each workspace's controls ran on one worker
+    workers: dict[str, set[str]] = {}
+    for gw, ws in re.findall(r"\[(gw\d)\].*?test_TOK_\d\d_\w+\[(\w+)\]", result.stdout.str()):
+        workers.setdefault(ws, set()).add(gw)
+    assert set(workers) == set(WORKSPACES) and all(len(g) == 1 for g in workers.values()), workers
+    assert len(set().union(*workers.values())) == 2, "the workspaces are spread over both workers"
+
+
+def test_under_xdist_a_bad_profile_is_still_a_usage_error(pytester):
+    pytest.importorskip("xdist")
+    result = pytester.runpytest("-p", "no:cacheprovider", "--dbsec-report-dir", "out", "--databricks-profile",
+                                "nope", "-k", "TOK_01", "-n", "2")
+    assert result.ret == 4 and "nope" in result.stderr.str()
+    assert not (pytester.path / "out").exists()
+
+
+# -- incident verification over every workspace ---------------------------------------------
+
+
+@pytest.fixture
+def inc_tenant(tenant):
+    """inc_base with a second workspace where the compromised SP also holds a token."""
+    t = tenant("inc_base")
+    t["account"]["workspaces"].append({
+        "name": "ws2", "id": 3333333332, "metastore": "inc-ms",
+        "assignments": [{"principal": "dbsec-auditor", "permissions": ["ADMIN"]},
+                        {"principal": "ci-deployer", "permissions": ["USER"]}],
+        "tokens": [{"token_id": "ws2-deploy", "owner": "ci-deployer", "comment": "deploy too",
+                    "creation_time": "-2d", "expiry_time": "+30d"}]})
+    return t
+
+
+def test_inc_over_an_account_run_audits_every_workspace(account_run, databricks_emulator, inc_tenant):
+    emu = databricks_emulator(inc_tenant)
+    result, report = account_run(emu, "--dbsec-principal", "ci-deployer")
+    inc = [r for r in report["results"] if r["control_id"].startswith("INC-")]
+    assert len(inc) == 7 and all(r["target"] == ACCOUNT for r in inc)
+    assert not [r for r in inc if r["outcome"] == "error"], [r["reason"] for r in inc]
+    tokens = {f["resource_id"] for f in outcome_of(report, "INC-04")["findings"]}
+    assert {"ws2/ws2-deploy"} <= tokens and any(t.startswith("ws1/") for t in tokens)
+    access = {f["resource_id"] for f in outcome_of(report, "INC-01")["findings"]}
+    assert any(a.startswith("ws2:") for a in access) and any(a.startswith("ws1:") for a in access)
+
+
+def test_inc_errors_when_a_workspace_of_the_account_cannot_be_read(account_run, databricks_emulator, inc_tenant):
+    inc_tenant["account"]["workspaces"][1]["assignments"] = [{"principal": "ci-deployer", "permissions": ["USER"]}]
+    emu = databricks_emulator(inc_tenant)
+    result, report = account_run(emu, "--dbsec-principal", "ci-deployer", "-k", "INC_04")
+    r = outcome_of(report, "INC-04")
+    assert r["outcome"] == "error" and "ws2" in r["reason"] and "not a member" in r["reason"], r["reason"]
+
+
+# -- dbsec access ---------------------------------------------------------------------------
+
+
+def test_dbsec_access_with_only_an_account_profile_enumerates_the_workspaces(account_emu, account_profile, capsys):
+    profile = account_profile(account_emu)
+    urls = ",".join(w["url"] for w in account_emu.workspaces)
+    rc = main(["access", "--principal", "alice@corp.example.com", "--databricks-account-profile", profile,
+               "--workspace-urls", urls, "--output", "json"])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    doc = json.loads(out)
+    assert doc["workspaces"] == sorted(WORKSPACES)
+    assert doc["complete"] is False
+    assert {e["scope"] for e in doc["errors"]} == {"research", "legacy"}
+    assert "INCOMPLETE ANSWER" in err and "emu-account-auditor" not in out + err
+    # alice's ADMIN on research comes from the account's assignments even though research is unreadable
+    assert "research" in out
+    rc = main(["access", "--principal", "alice@corp.example.com", "--databricks-account-profile", profile,
+               "--workspace-urls", urls, "--workspaces", "prod,dev", "--output", "json"])
+    doc = json.loads(capsys.readouterr().out)
+    assert rc == 0 and doc["workspaces"] == ["dev", "prod"] and doc["complete"] is True
+    assert main(["access", "--principal", "alice@corp.example.com", "--databricks-account-profile", profile,
+                 "--workspace-urls", urls, "--workspaces", "nope"]) == 4
+    assert "'nope' matches no workspace" in capsys.readouterr().err
+
+
+# -- the emulator: an account credential on workspaces ----------------------------------------
+
+
+def test_the_account_credential_works_on_assigned_workspaces_only(account_emu):
+    from databricks.sdk import AccountClient, WorkspaceClient
+    from databricks.sdk.config import Config
+    from databricks.sdk.errors import Unauthenticated
+
+    a = AccountClient(config=Config(host=account_emu.account_url, account_id=account_emu.account_id,
+                                    token=account_emu.token_for("dbsec-auditor"), auth_type="pat"))
+    for ws in a.workspaces.list():
+        cfg = a.config.deep_copy()  # what AccountClient.get_workspace_client does, with the emulator's host
+        cfg.host, cfg.account_id, cfg.workspace_id = account_emu.workspace_url(ws.workspace_name), None, \
+            str(ws.workspace_id)
+        cfg.init_auth()
+        w = WorkspaceClient(config=cfg)
+        if ws.workspace_name in ("prod", "dev", "legacy"):
+            assert w.current_user.me().user_name == "7f1c2b9e-0000-4000-8000-00000000a001"
+        else:
+            with pytest.raises(Unauthenticated, match="not a member"):
+                w.current_user.me()
+    # a workspace token stays valid on its own workspace only
+    alice = account_emu.token_for("alice@corp.example.com", "research")
+    w = WorkspaceClient(config=Config(host=account_emu.workspace_url("prod"), token=alice, auth_type="pat"))
+    with pytest.raises(Unauthenticated):
+        w.current_user.me()
+
+
+def test_without_a_url_list_a_workspace_is_reached_the_way_the_sdk_does(account_emu):
+    """No URL given: the SDK's AccountClient.get_workspace_client recipe -- the deployment's URL in the
+    account's cloud, the account's credentials, no account id, the workspace id."""
+    from pytest_dbsec.connect import _config
+
+    account = Target(ACCOUNT, kind="account", host=account_emu.account_url, account_id=account_emu.account_id,
+                     token=account_emu.token_for("dbsec-auditor"))
+    listed = [{"workspace_id": 1000000000000001, "workspace_name": "prod", "deployment_name": "multi-prod",
+               "workspace_status": "RUNNING"}]
+    (ws,) = plan(listed, None, [], account, "--f", "--u")
+    cfg = _config(ws.target(account), 5, 5)
+    assert cfg.host == "https://multi-prod.cloud.databricks.com"
+    assert cfg.account_id is None and cfg.workspace_id == "1000000000000001" and cfg.token == account.token
+    assert not [r for r in account_emu.requests if r.target != "account"], "building a client sends nothing"
+
+
+def test_an_azure_workspace_keeps_its_resource_id():
+    listed = [{"workspace_id": 7, "workspace_name": "az", "deployment_name": "adb-7", "workspace_status": "RUNNING",
+               "azure_workspace_info": {"subscription_id": "sub-1", "resource_group": "rg-1"}}]
+    (ws,) = plan(listed, None, [], Target(ACCOUNT, kind="account"), "--f", "--u")
+    assert ws.azure_resource_id == "/subscriptions/sub-1/resourceGroups/rg-1/providers/Microsoft.Databricks/workspaces/az"
+
+
+def test_a_hostile_workspace_name_is_carried_as_data(account_run, databricks_emulator):
+    t = yaml.safe_load(ACCOUNT_TENANT.read_text())
+    hostile = 'dev "eu" <b>[1]'
+    t["account"]["workspaces"][1]["name"] = hostile
+    emu = databricks_emulator(t)
+    result, report = account_run(emu, "--dbsec-workspaces", "dev*,prod")
+    tok = by_target(report, "TOK-01")
+    assert sorted(tok) == sorted([hostile, "prod"])
+    assert tok[hostile]["outcome"] == "passed" and tok["prod"]["outcome"] == "failed"
+    assert tok[hostile]["nodeid"].endswith(f"[{hostile}]")
