@@ -21,6 +21,7 @@ from databricks.sdk.errors import DatabricksError
 from .. import connect
 from ..connect import CallLog, ConnectError, Target
 from ..inventory import ACCOUNT, ERROR, OK, Inventory, Section, iso, utcnow
+from .sql import StatementFailed
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,7 @@ _NEEDS = [
     ("/api/2.0/permissions/", "CAN_MANAGE on the object, or workspace admin rights"),
     ("/api/2.0/secrets/acls", "MANAGE on the secret scope, or workspace admin rights"),
     ("/api/2.1/unity-catalog", "metastore admin rights or ownership/BROWSE on the securable"),
+    ("/api/2.0/sql/statements", "CAN_USE on the SQL warehouse"),
 ]
 
 
@@ -98,7 +100,8 @@ def describe_failure(exc: BaseException, last_call: dict | None, known_secrets: 
     where = ""
     if last_call:
         where = f"{last_call['method']} {last_call['path']} -> {last_call['status']}: "
-    if isinstance(cause, ConnectError):
+    if isinstance(cause, (ConnectError, StatementFailed)):
+        # a statement's message already names the warehouse, its state, error code and Databricks' message
         return connect.redact(str(cause), known_secrets)
     if isinstance(cause, DatabricksError):
         code = cause.error_code or type(cause).__name__
