@@ -149,7 +149,9 @@ def _system_readable(schema: str, table: str) -> Callable[[Ctx], None]:
         names = {p.name} | {g.name for g in ctx.state.directory.ancestors(p)} | {ACCOUNT_USERS}
         held = set()
         for g in s.get("grants") or []:
-            if g["principal"] in names:
+            # a grant may name an SP by display name; the directory gives its wire name
+            grantee = {q.name for q in ctx.state.directory.lookup(g["principal"])} or {g["principal"]}
+            if grantee & names:
                 held.update(g["privileges"])
         if "ALL_PRIVILEGES" in held:
             held.update({"USE_SCHEMA", "SELECT"})
@@ -446,6 +448,12 @@ class Translator:
             out.append(t.text)
             return i + 1
         up = t.up
+        if t.kind == "word" and up in KEYWORDS:
+            if up == "AS" and i + 1 < len(toks) and toks[i + 1].up in CAST_TYPES and self._in_cast(i):
+                out.append("AS " + CAST_TYPES[toks[i + 1].up])
+                return i + 2
+            out.append(up)
+            return i + 1
         # function call?
         if t.kind == "word" and i + 1 < len(toks) and toks[i + 1].text == "(":
             if up in ("CURRENT_TIMESTAMP", "NOW", "CURRENT_DATE"):
@@ -461,19 +469,10 @@ class Translator:
                     j += 4
                 out.append("'" + (ts_text(ms)[:10] if up == "CURRENT_DATE" else ts_text(ms)) + "'")
                 return j
-            if up == "CAST":
-                out.append("CAST")
-                return i + 1
             if up not in FUNCTIONS:
                 raise SqlError("UNRESOLVED_ROUTINE", f"The emulator's SQL engine does not know the "
                                f"function `{t.text}` (it refuses rather than guess).", "42883")
             out.append(FUNCTIONS[up])
-            return i + 1
-        if t.kind == "word" and up in KEYWORDS:
-            if up == "AS" and i + 1 < len(toks) and toks[i + 1].up in CAST_TYPES and self._in_cast(i):
-                out.append("AS " + CAST_TYPES[toks[i + 1].up])
-                return i + 2
-            out.append(up)
             return i + 1
         if t.kind == "word" and up == "INTERVAL":
             raise _unsupported("INTERVAL other than 'current_timestamp() - INTERVAL <integer> DAYS|HOURS|MINUTES'")

@@ -1,0 +1,116 @@
+"""The audit log (``system.access.audit``) read through a SQL warehouse.
+
+``system.access.audit`` holds the audit events of every workspace of the account in the region of the
+warehouse's metastore, plus account-level events (``workspace_id`` ``"0"``). So one warehouse answers for
+all workspaces of its region; the queries here do not filter on ``workspace_id`` and every record keeps it.
+The log names a user by userName and a service principal by application id (``user_identity.email``).
+
+Two readers:
+
+* :func:`principal_actions` for ``dbsec access --sql-warehouse-id``: one principal's recent actions with
+  lasting side effects (``SIDE_EFFECT_ACTIONS``), newest first, at most ``ACTION_ROW_CAP`` rows;
+* the ``audit_activity`` data section for IAM-06/IAM-07 (``--dbsec-warehouse-id``): the last event of
+  every identity, and the events of the baseline's break-glass principals, over ``AUDIT_ACTIVITY_DAYS``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from .. import connect
+from . import section
+from .sql import Param, run_query
+
+# Actions with lasting side effects (a change that outlives the request), by what they change. Reads
+# (getTable, getSecret, list*), logins and token logins are left out: they are activity, not changes.
+SIDE_EFFECT_ACTIONS = (
+    # permissions, ACLs and grants
+    "updatePermissions", "updateSharePermissions", "changeClusterAcl", "changeClusterPolicyAcl",
+    "changeJobAcl", "changePipelineAcls", "changeWarehouseAcls", "changeDbTokenAcl", "changePasswordAcl",
+    "changeDatabricksSqlAcl", "changeDatabricksWorkspaceAcl", "changeServicePrincipalAcls",
+    "changeWorkspaceAcl", "changeInstancePoolAcl", "changeRegisteredModelAcl", "changeExperimentAcl",
+    "setPermissions", "modifyPermissions", "putAcl", "deleteAcl",
+    # admins, users, groups
+    "setAdmin", "removeAdmin", "addPrincipalToGroup", "removePrincipalFromGroup", "createGroup", "removeGroup",
+    "updateGroup", "add", "updateUser", "deactivateUser", "addPrincipalsToGroup", "removePrincipalsFromGroup",
+    # credentials
+    "generateDbToken", "revokeDbToken", "createOAuthSecret", "deleteOAuthSecret",
+    # secrets
+    "putSecret", "deleteSecret", "createScope", "deleteScope",
+    # objects created, changed, deleted
+    "create", "delete", "edit", "update", "reset", "permanentDelete", "restart", "resize",
+    "createTable", "deleteTable", "createCatalog", "deleteCatalog", "updateCatalog", "createSchema",
+    "deleteSchema", "createExternalLocation", "deleteExternalLocation", "createStorageCredential",
+    "deleteStorageCredential", "createShare", "deleteShare", "createRecipient", "deleteRecipient",
+    "workspaceConfEdit", "setSetting", "deleteSetting", "updateMetastore", "updateMetastoreAssignment",
+    # code and jobs that run
+    "runCommand", "runNow", "submitRun", "repairRun",
+)
+ACTION_ROW_CAP = 1000  # newest first; a larger history is cut and the answer says so
+AUDIT_ACTIVITY_DAYS = 400  # covers iam.dormant_days up to a year and the break-glass history
+
+# request_params keys whose values may hold secrets or code: the summary names the key, never the value
+_OMIT_KEY = re.compile(r"(secret|password|passwd|token|credential|value|command|query|statement|sql|"
+                       r"definition|content|script|private|cert)", re.I)
+_SUMMARY_VALUE_MAX = 120
+
+
+def request_summary(params: dict | None) -> str:
+    """``k=v, k=v`` with sensitive keys as ``k=<omitted>`` and every value redacted and shortened."""
+    parts = []
+    for k in sorted(params or {}):
+        v = params[k]
+        if _OMIT_KEY.search(k):
+            parts.append(f"{k}=<omitted>")
+            continue
+        text = connect.redact("" if v is None else str(v))
+        if len(text) > _SUMMARY_VALUE_MAX:
+            text = text[:_SUMMARY_VALUE_MAX] + "…"
+        parts.append(f"{k}={text}")
+    return ", ".join(parts)
+
+
+def _since(days: int, now: dt.datetime | None = None) -> str:
+    now = now or dt.datetime.now(dt.timezone.utc)
+    return (now - dt.timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _in_list(values) -> str:
+    # constants of this module, never user input
+    return ", ".join("'" + v + "'" for v in values)
+
+
+PRINCIPAL_ACTIONS_SQL = (
+    "SELECT event_time, workspace_id, service_name, action_name, request_params, response.status_code, "
+    "response.error_message, source_ip_address, user_identity.email "
+    "FROM system.access.audit "
+    "WHERE event_time >= :since AND (lower(user_identity.email) = lower(:who) OR user_identity.email = :app_id) "
+    f"AND action_name IN ({_in_list(SIDE_EFFECT_ACTIONS)}) "
+    "ORDER BY event_time DESC, event_id"
+)
+
+
+def principal_actions(w, warehouse_id: str, *, name: str, application_id: str | None, days: int,
+                      workspace_names: dict[str, str] | None = None) -> tuple[list[dict], bool]:
+    """One principal's actions with lasting side effects over ``days``, newest first. Returns (records,
+    truncated). ``name`` is a userName (matched case-insensitively), ``application_id`` an SP's."""
+    res = run_query(w, warehouse_id, PRINCIPAL_ACTIONS_SQL,
+                    {"since": Param(_since(days), "TIMESTAMP"), "who": name, "app_id": application_id or name},
+                    row_limit=ACTION_ROW_CAP)
+    names = workspace_names or {}
+    out = []
+    for r in res.rows:
+        ws_id = str(r["workspace_id"])
+        out.append({
+            "event_time": r["event_time"],
+            "workspace_id": ws_id,
+            "workspace_name": "account" if ws_id == "0" else names.get(ws_id),
+            "service_name": r["service_name"],
+            "action_name": r["action_name"],
+            "request_params": request_summary(r["request_params"]),
+            "status_code": r["status_code"],
+            "error_message": connect.redact(r["error_message"]) if r["error_message"] else None,
+            "source_ip_address": r["source_ip_address"],
+        })
+    return out, res.truncated
