@@ -212,3 +212,23 @@ def test_system_schemas_api_does_not_leak_emulator_grants(emu):
     mid = w.metastores.current().metastore_id
     schemas = [s.as_dict() for s in w.system_schemas.list(mid)]
     assert schemas and all(set(s) <= {"schema", "state"} for s in schemas)
+
+
+def test_read_only_proof_accepts_queries_and_own_cancels_only(emu):
+    from dbsec_helpers import assert_read_only
+
+    emu.tenant["sql"] = {"running_polls": 5}
+    w = client(emu)
+    r = run(w, "WITH x AS (SELECT action_name FROM system.access.audit) SELECT count(*) AS n FROM x", wait_timeout="0s")
+    w.statement_execution.cancel_execution(r.statement_id)
+    assert_read_only(emu)
+    # a statement that is not a query is caught, even though the emulator refused to run it
+    run(w, "DELETE FROM system.access.audit")
+    with pytest.raises(AssertionError, match="not one query"):
+        assert_read_only(emu)
+    emu.clear_requests()
+    # cancelling someone else's statement is not ours to do
+    with pytest.raises(NotFound):
+        client(emu, "dave@corp.example.com").statement_execution.cancel_execution(r.statement_id)
+    with pytest.raises(AssertionError, match="changed something"):
+        assert_read_only(emu)

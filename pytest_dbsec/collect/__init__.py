@@ -14,7 +14,8 @@ import time
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from types import MappingProxyType
+from typing import Any, Callable, Iterable, Mapping
 
 from databricks.sdk.errors import DatabricksError
 
@@ -135,6 +136,17 @@ class Context:
             raise SectionDependencyError(name, sec.error or "not collected")
         return sec.data
 
+    @property
+    def options(self) -> Mapping[str, Any]:
+        """Run options a section may depend on (e.g. ``warehouse_id``), read-only."""
+        return self._runner.options
+
+    def workspace_client(self, name: str):
+        """The client of another workspace of the run (e.g. the one that owns the SQL warehouse)."""
+        if name not in self._runner.targets:
+            raise KeyError(f"no workspace {name!r} in this run")
+        return self._runner.client(name)
+
     def account_client(self):
         """The run's AccountClient, for a workspace section that needs the account's view of its
         workspace (e.g. ADMIN assignments). Without account credentials the section fails, saying so."""
@@ -187,8 +199,9 @@ class Collector:
 
     def __init__(self, inventory: Inventory, targets: dict[str, Target], *, max_workers: int = 8,
                  progress: Callable[[str], None] | None = None,
-                 client_factory: Callable[[Target], Any] | None = None):
+                 client_factory: Callable[[Target], Any] | None = None, options: Mapping[str, Any] | None = None):
         _load_collectors()
+        self.options = MappingProxyType(dict(options or {}))
         self.inventory = inventory
         self.targets = targets  # scope name ("account" or workspace name) -> Target
         self.max_workers = max(1, max_workers)

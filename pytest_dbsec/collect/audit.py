@@ -20,7 +20,7 @@ import re
 
 from .. import connect
 from . import section
-from .sql import Param, run_query
+from .sql import Param, StatementFailed, run_query
 
 # Actions with lasting side effects (a change that outlives the request), by what they change. Reads
 # (getTable, getSecret, list*), logins and token logins are left out: they are activity, not changes.
@@ -48,7 +48,7 @@ SIDE_EFFECT_ACTIONS = (
     "runCommand", "runNow", "submitRun", "repairRun",
 )
 ACTION_ROW_CAP = 1000  # newest first; a larger history is cut and the answer says so
-AUDIT_ACTIVITY_DAYS = 400  # covers iam.dormant_days up to a year and the break-glass history
+AUDIT_ACTIVITY_DAYS = 365  # the table keeps a year; covers iam.dormant_days up to 365 and the break-glass history
 
 # request_params keys whose values may hold secrets or code: the summary names the key, never the value
 _OMIT_KEY = re.compile(r"(secret|password|passwd|token|credential|value|command|query|statement|sql|"
@@ -114,3 +114,76 @@ def principal_actions(w, warehouse_id: str, *, name: str, application_id: str | 
             "source_ip_address": r["source_ip_address"],
         })
     return out, res.truncated
+
+
+# -- the audit_activity section (IAM-06, IAM-07) ---------------------------------------------------
+
+LAST_ACTIVITY_SQL = (
+    "SELECT user_identity.email AS identity, max(event_time) AS last_event, count(*) AS events "
+    "FROM system.access.audit WHERE event_time >= :since GROUP BY user_identity.email"
+)
+PRINCIPAL_EVENTS_CAP = 1000
+
+
+def _principal_events_sql(n: int) -> str:
+    markers = ", ".join(f"lower(:p{i})" for i in range(n))
+    return ("SELECT event_time, workspace_id, service_name, action_name, response.status_code, source_ip_address, "
+            "user_identity.email AS identity FROM system.access.audit "
+            f"WHERE event_time >= :since AND lower(user_identity.email) IN ({markers}) "
+            "ORDER BY event_time DESC, event_id")
+
+
+def _audit_names(names, identities: dict) -> dict[str, str]:
+    """Baseline name -> the name the audit log uses (userName; an SP's applicationId, also when the
+    baseline gives its display name)."""
+    sps = identities.get("service_principals") or []
+    out = {}
+    for n in names:
+        sp = next((s for s in sps if n in (s.get("display_name"), s.get("displayName"))), None)
+        out[n] = (sp.get("application_id") or sp.get("applicationId")) if sp else n
+    return out
+
+
+class AuditRegionMismatch(StatementFailed):
+    """The warehouse's system.access.audit does not hold this workspace's events."""
+
+
+@section("audit_activity", "workspace", needs=("identities",),
+         title="last audit-log activity per identity and the break-glass principals' events (system.access.audit "
+               "via --dbsec-warehouse-id)")
+def audit_activity(w, ctx):
+    opts = ctx.options
+    warehouse = opts.get("warehouse_id")
+    if not warehouse:
+        # nothing to read: the controls say the audit log was not evaluated
+        return {"configured": False}
+    owner = opts.get("warehouse_workspace")
+    wc = ctx.workspace_client(owner) if owner else w
+    if wc is not w:
+        # system.access.audit is regional: a warehouse of another region's metastore does not see these events
+        here, there = w.metastores.summary(), wc.metastores.summary()
+        if (here.region, here.cloud) != (there.region, there.cloud):
+            raise AuditRegionMismatch(
+                f"SQL warehouse {warehouse} of workspace {owner} reads the audit log of region {there.region}; "
+                f"this workspace's metastore is in {here.region}: its events are not in that table")
+    since = _since(AUDIT_ACTIVITY_DAYS)
+    last = run_query(wc, warehouse, LAST_ACTIVITY_SQL, {"since": Param(since, "TIMESTAMP")})
+    names = _audit_names(opts.get("audit_principals") or (), ctx.data("identities"))
+    events, truncated = [], False
+    if names:
+        wanted = sorted(set(names.values()))
+        params = {"since": Param(since, "TIMESTAMP"), **{f"p{i}": n for i, n in enumerate(wanted)}}
+        res = run_query(wc, warehouse, _principal_events_sql(len(wanted)), params, row_limit=PRINCIPAL_EVENTS_CAP)
+        events, truncated = res.rows, res.truncated
+    return {
+        "configured": True,
+        "warehouse_id": warehouse,
+        "warehouse_workspace": owner,
+        "days": AUDIT_ACTIVITY_DAYS,
+        "since": since,
+        "last_activity": {r["identity"]: {"last_event": r["last_event"], "events": r["events"]}
+                          for r in last.rows if r["identity"]},
+        "principals": names,  # baseline name -> audit-log name whose events are below
+        "principal_events": events,
+        "principal_events_truncated": truncated,
+    }
