@@ -156,3 +156,22 @@ def test_html_escapes_and_renders(live, tmp_path):
     assert "generateDbToken" in dom and "&lt;script&gt;" in dom
     console = [line for line in log.splitlines() if "CONSOLE" in line]
     assert not [line for line in console if "Uncaught" in line or "Error" in line], console
+
+
+def test_the_demo_incident_example(capsys):
+    """README: dbsec access --demo --principal henry.wilson@corp.example.com --sql-warehouse-id 3f8a1c2b9d4e5f60"""
+    rc = main(["access", "--demo", "--principal", "henry.wilson@corp.example.com",
+               "--sql-warehouse-id", "3f8a1c2b9d4e5f60", "--output", "json"])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    doc = as_json(out)
+    assert doc["complete"] is True
+    got = [(a["service_name"], a["action_name"], a["status_code"]) for a in doc["audit_actions"]]
+    # newest first; the 120-day-old ACL change and the reads (getTable, tokenLogin) are not listed
+    assert got[0] == ("clusters", "delete", 200) and got[-1] == ("accounts", "generateDbToken", 200)
+    assert sorted(got) == sorted([
+        ("clusters", "delete", 200), ("clusters", "create", 200), ("unityCatalog", "updatePermissions", 403),
+        ("secrets", "putSecret", 200), ("notebook", "runCommand", 200), ("jobs", "reset", 200),
+        ("jobs", "changeJobAcl", 403), ("jobs", "runNow", 200), ("accounts", "generateDbToken", 200)])
+    assert all(a["workspace_name"] == "prod" for a in doc["audit_actions"])
+    assert "dbutils.secrets.get" not in out

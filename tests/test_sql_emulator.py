@@ -232,3 +232,12 @@ def test_read_only_proof_accepts_queries_and_own_cancels_only(emu):
         client(emu, "dave@corp.example.com").statement_execution.cancel_execution(r.statement_id)
     with pytest.raises(AssertionError, match="changed something"):
         assert_read_only(emu)
+
+
+def test_timestamp_literals_compare_as_timestamps(emu):
+    # a literal with a space instead of 'T' would compare wrongly as text; the engine canonicalises it
+    w = client(emu)
+    r = run(w, "SELECT count(*) AS n FROM system.access.audit WHERE event_time >= '2000-01-01 00:00:00'")
+    assert r.result.data_array == [["9"]]
+    r = run(w, "SELECT count(*) AS n FROM system.access.audit WHERE event_time < '2000-01-01 00:00'")
+    assert r.result.data_array == [["0"]]

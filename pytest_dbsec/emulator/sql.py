@@ -419,12 +419,9 @@ class Translator:
             end, full = self.table_spans[i]
             out.append(_quote(full))
             return end
-        if t.kind == "str":
-            body = t.text[1:-1]
-            out.append("'" + _unescape(body, "'").replace("'", "''") + "'")
-            return i + 1
-        if t.kind == "dstr":  # a string literal in Databricks SQL
-            out.append("'" + _unescape(t.text[1:-1], '"').replace("'", "''") + "'")
+        if t.kind in ("str", "dstr"):  # "text" is a string literal in Databricks SQL too
+            text = _unescape(t.text[1:-1], t.text[0])
+            out.append("'" + _canonical_time(text).replace("'", "''") + "'")
             return i + 1
         if t.kind == "num":
             if t.text[-1] in "lLdD":
@@ -590,6 +587,18 @@ class Translator:
             else:
                 out.append(col)
         return out
+
+
+_TS_LITERAL = re.compile(r"^(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?)(Z|[+-]00:?00)?$")
+
+
+def _canonical_time(text: str) -> str:
+    """Timestamps are stored as canonical text ('2024-05-01T12:00:00.000Z') and compare as text; a literal
+    written '2024-05-01 12:00' is rewritten to that form so the comparison means what Databricks means."""
+    m = _TS_LITERAL.match(text)
+    if not m:
+        return text
+    return ts_text(timeparse.parse_time(f"{m.group(1)}T{m.group(2)}Z", 0))
 
 
 def _unescape(body: str, quote: str) -> str:
