@@ -202,6 +202,9 @@ class DbsecRun:
         if replay and (demo or profile or host or account_profile or from_env):
             raise pytest.UsageError("--dbsec-replay evaluates a saved snapshot offline; it cannot be combined "
                                     "with --dbsec-demo, --dbsec, --databricks-profile/-host/-account-profile")
+        if replay and config.getoption("dbsec_warehouse_id"):
+            raise pytest.UsageError("--dbsec-warehouse-id reads a live SQL warehouse; --dbsec-replay judges the "
+                                    "audit_activity the snapshot already holds")
         if demo and (profile or host or account_profile or from_env):
             raise pytest.UsageError("--dbsec-demo audits the embedded demo tenant; it cannot be combined with "
                                     "--dbsec, --databricks-profile, --databricks-host or --databricks-account-profile")

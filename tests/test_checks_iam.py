@@ -629,3 +629,11 @@ def test_iam_06_07_error_when_the_audit_log_cannot_be_read(judge, edit_reader, w
                    baseline={"break_glass": {"principals": [BREAK_GLASS]}})
     errored(report, "IAM-06", "audit_activity", says)
     errored(report, "IAM-07", "audit_activity", says)
+
+
+def test_the_warehouse_may_come_from_the_ini_file(judge, pytester):
+    pytester.makeini("[pytest]\ndbsec_warehouse_id = wh1\n")
+    audit = _with_audit({"event_time": "-3d", "principal": "alice@corp.example.com", "action_name": "login"},
+                        {"event_time": "-2d", "principal": "dave@corp.example.com", "action_name": "login"})
+    report = judge(_both(_dormant, audit), "-k", "IAM_07", baseline={"break_glass": {"principals": [BREAK_GLASS]}})
+    passed(report, "IAM-07")

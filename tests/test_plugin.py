@@ -264,6 +264,7 @@ def test_bad_credentials_are_a_usage_error(pytester, emulator, tenant, monkeypat
     (["--dbsec-demo", "--dbsec-max-workers", "0"], "--dbsec-max-workers"),
     (["--dbsec-replay", "missing.json"], "missing.json"),
     (["--dbsec-demo", "--dbsec-baseline", "nope.yaml"], "nope.yaml"),
+    (["--dbsec-replay", "s.json", "--dbsec-warehouse-id", "wh1"], "--dbsec-warehouse-id reads a live"),
 ])
 def test_bad_flags_are_usage_errors(pytester, args, fragment):
     result, report = run(pytester, *args)
