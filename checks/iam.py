@@ -9,8 +9,9 @@ SCIM, on itself or on a group it belongs to (transitively).
 Principals are named as grants and ACLs name them: users by userName, service principals by
 applicationId (a baseline may also name an SP by its display name), groups by display name.
 
-Evidence this version cannot read: the audit log (``system.access.audit``). IAM-06 and IAM-07 judge
-what the other data proves and say in their findings that audit-log evidence was not evaluated.
+The audit log (``system.access.audit``) is read only with ``--dbsec-warehouse-id`` (section
+``audit_activity``). Without it IAM-06 and IAM-07 judge what the other data proves and say in their
+findings that audit-log evidence was not evaluated; with it a failed query makes them ERROR.
 
 Decisions where the catalog is silent:
 
@@ -27,11 +28,16 @@ Decisions where the catalog is silent:
   the workspace ``admins`` group; service principals are not this control's business.
 * IAM-06: standing access = workspace admin, account admin, a UC grant or ownership, an object ACL
   entry (directly, or through a group other than ``users``/``admins``/``account users``), or an unexpired
-  token. Inside a declared window the control is skipped (standing access is expected then).
+  token. Inside a declared window the control is skipped (standing access is expected then). With the
+  audit log: every event of the principal in the last ``AUDIT_ACTIVITY_DAYS`` (any workspace of the
+  warehouse's region, account-level events included) that no declared window contains is a use outside a
+  window; a login is a use. Events beyond the section's cap are not judged and the finding says so.
 * IAM-07: privileged = workspace admins, owners of UC securables and MANAGE holders that are members
   of the workspace (users and SPs; groups are not accounts). Activity = the latest ``last_used_day`` of
-  any token the principal owns, expired ones included. No token use on record fails (conservative: it
-  cannot be shown to be in use). Break-glass principals (IAM-06) and deactivated ones (IAM-10) are left out.
+  any token the principal owns, expired ones included, and with the audit log the principal's last event
+  (users by userName, SPs by applicationId; any workspace of the region counts: the account is in use).
+  No activity on record fails (conservative: it cannot be shown to be in use). Break-glass principals
+  (IAM-06) and deactivated ones (IAM-10) are left out.
 * IAM-08: an elevation's securable is the workspace (``ws1``, its id, ``workspace``) for ADMIN, an object
   ``<type>/<id>`` as the Permissions API names it for ACL levels (the same or a higher level counts), else
   a UC securable (``type/full.name`` or a bare full name) where a direct grant of the privilege, or of
@@ -53,11 +59,12 @@ import pytest
 
 from pytest_dbsec.findings import day
 from pytest_dbsec.graph import ACCOUNT_USERS, GROUP, SERVICE_PRINCIPAL, USER, Membership, Principal
+from pytest_dbsec.inventory import SectionUnavailable
 
 DAY_MS = 86_400_000
 ADMINS, USERS = "admins", "users"  # the workspace-local system groups
 ACCOUNT_ADMIN_ROLE = "account_admin"
-NO_AUDIT_LOG = "audit-log evidence not evaluated: there is no audit-log data source yet"
+NO_AUDIT_LOG = "audit-log evidence not evaluated: no SQL warehouse given (--dbsec-warehouse-id)"
 KIND_LABEL = {USER: "user", SERVICE_PRINCIPAL: "service principal", GROUP: "group"}
 
 
@@ -495,6 +502,21 @@ def test_IAM_05_admin_rights_through_groups(workspace, findings):
 # -- IAM-06 ------------------------------------------------------------------------------------------
 
 
+def _audit(workspace) -> dict | None:
+    """The audit_activity section when a warehouse was given, else None (the audit log is not evaluated)."""
+    data = workspace.data("audit_activity")
+    return data if data.get("configured") else None
+
+
+def _audit_time(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _audit_where(audit: dict) -> str:
+    return (f"system.access.audit via SQL warehouse {audit['warehouse_id']} "
+            f"({audit.get('warehouse_workspace')}), last {audit['days']} days")
+
+
 def _holdings(workspace, names: set[str], groups: set[str], skip_groups: set[str]) -> tuple[list[str], list[str]]:
     """What the principal(s) ``names`` (or their ``groups``) hold in UC grants and object ACLs."""
     grants: list[str] = []
@@ -520,12 +542,13 @@ def _holdings(workspace, names: set[str], groups: set[str], skip_groups: set[str
 
 @pytest.mark.dbsec(
     id="IAM-06", title="Break-glass accounts dormant", severity="critical", scope="workspace",
-    sections=["identities", "admin_assignments", "tokens", "uc", "object_acls"],
+    sections=["identities", "admin_assignments", "tokens", "uc", "object_acls", "audit_activity"],
     refs={"seeds": ["break-glass"], "NIST": ["AC-2(2)", "AC-6(5)"], "SOC2": ["CC6.2"]},
     rationale="A break-glass account is an emergency key: outside a declared window it holds no standing admin "
-              "right, grant, ACL or token, so it cannot be used quietly. Use outside a window would show in the "
-              "audit log, which this version does not read: " + NO_AUDIT_LOG + "; standing access and tokens are "
-              "checked.",
+              "right, grant, ACL or token, so it cannot be used quietly, and the audit log shows no use of it "
+              "outside a window. The audit log (system.access.audit) is read with --dbsec-warehouse-id; without "
+              "it standing access and tokens are checked and the result says audit-log evidence was not "
+              "evaluated.",
     remediation="Between emergencies keep the account without rights: remove its ADMIN assignment and admins "
                 "membership, the account_admin role, UC grants (`REVOKE ... FROM `<principal>``), ACL entries "
                 "(`databricks permissions update`) and tokens (`databricks token-management delete <token_id>`); "
@@ -533,13 +556,22 @@ def _holdings(workspace, names: set[str], groups: set[str], skip_groups: set[str
 )
 def test_IAM_06_break_glass_accounts_dormant(workspace, baseline, findings):
     declared = list(baseline.get("break_glass.principals") or [])
+    audit = _audit(workspace)
+    audit_note = f"audit log: {_audit_where(audit)}" if audit else NO_AUDIT_LOG
     if not declared:
-        pytest.skip(f"no break-glass principals declared in break_glass.principals; {NO_AUDIT_LOG}")
+        pytest.skip(f"no break-glass principals declared in break_glass.principals; {audit_note}")
     window = baseline.break_glass.window_at(workspace.now)
     if window is not None:
         pytest.skip(f"inside the declared break-glass window {window.start:%Y-%m-%d %H:%M}Z-"
                     f"{window.end:%Y-%m-%d %H:%M}Z "
-                    f"({window.reason}; {window.source}): standing access is expected now; {NO_AUDIT_LOG}")
+                    f"({window.reason}; {window.source}): standing access is expected now; {audit_note}")
+    if audit is not None:
+        missing = [e for e in declared if e not in (audit.get("principals") or {})]
+        if missing:
+            # a snapshot collected under another baseline: its events do not cover these names
+            raise SectionUnavailable(workspace.name, "audit_activity", f"it holds no events for {', '.join(missing)} (collected for "
+                               f"{', '.join(audit.get('principals') or {}) or 'no break-glass principal'}): "
+                               "collect again with this baseline")
     wa = _workspace_admins(workspace)
     am, account_admins = _account_admins(workspace)
     tokens = _tokens_by_owner(workspace, wa.members)
@@ -561,14 +593,33 @@ def test_IAM_06_break_glass_accounts_dormant(workspace, baseline, findings):
             expires = "never expires" if (t.get("expiry_time") or 0) <= 0 else f"expires {day(t['expiry_time'])}"
             used = f", last used {day(t['last_used_day'])}" if t.get("last_used_day") else ", never used"
             held.append(f"token {t.get('token_id')} ({expires}{used})")
-        if held:
+        uses: list[str] = []
+        if audit is not None:
+            who = (audit["principals"][entry] or "").lower()
+            for ev in audit.get("principal_events") or []:
+                if (ev.get("identity") or "").lower() != who:
+                    continue
+                when = _audit_time(ev["event_time"])
+                if baseline.break_glass.window_at(when) is None:
+                    ws = "account" if str(ev.get("workspace_id")) == "0" else f"workspace {ev.get('workspace_id')}"
+                    uses.append(f"{ev['event_time']} {ev.get('service_name')}.{ev.get('action_name')} "
+                                f"({ws}, from {ev.get('source_ip_address') or '?'})")
+            if audit.get("principal_events_truncated") and uses:
+                uses.append("(more events beyond the section's cap were not judged)")
+        if held or uses:
+            seen = []
+            if held:
+                seen.append("standing access outside a declared window: " + "; ".join(held))
+            if uses:
+                seen.append(f"used outside a declared window ({len(uses)} audit events): " + "; ".join(uses[:10])
+                            + (f"; and {len(uses) - 10} more" if len(uses) > 10 else ""))
             findings.fail(
                 resource_type=f"break-glass {KIND_LABEL.get(p.kind, 'principal') if p else 'principal'}",
                 resource_id=name, resource_name=_label(p) if p else name,
-                seen="standing access outside a declared window: " + "; ".join(held),
-                expected="no admin right, grant, ACL or token outside a break_glass.windows entry "
-                         f"({NO_AUDIT_LOG})",
-                holdings=held, tokens=[t.get("token_id") for t in live],
+                seen="; ".join(seen),
+                expected="no admin right, grant, ACL or token, and no use, outside a break_glass.windows entry "
+                         f"({audit_note})",
+                holdings=held, tokens=[t.get("token_id") for t in live], uses_outside_window=uses,
             )
 
 
@@ -577,12 +628,13 @@ def test_IAM_06_break_glass_accounts_dormant(workspace, baseline, findings):
 
 @pytest.mark.dbsec(
     id="IAM-07", title="No dormant privileged accounts", severity="high", scope="workspace",
-    sections=["identities", "admin_assignments", "tokens", "uc"],
+    sections=["identities", "admin_assignments", "tokens", "uc", "audit_activity"],
     refs={"CIS": ["2.1.12"], "NIST": ["AC-2(3)"]},
-    rationale="A privileged account nobody uses is a target nobody watches. Activity evidence here is the last "
-              "use of the principal's personal access tokens; " + NO_AUDIT_LOG + ", so a privileged account with "
-              "no token use on record is reported too (it cannot be shown to be in use): confirm it in the "
-              "audit log and waive it, or remove the privilege.",
+    rationale="A privileged account nobody uses is a target nobody watches. Activity evidence is the last use of "
+              "the principal's personal access tokens and, with --dbsec-warehouse-id, its last event in the audit "
+              "log (system.access.audit); a privileged account with no activity on record is reported (it cannot "
+              "be shown to be in use). Without the audit log an account used only through OAuth/SSO shows no "
+              "activity: give a warehouse, or waive it with that evidence.",
     remediation="Remove the privilege of accounts that are not used (workspace admin: see IAM-03; UC: "
                 "`ALTER CATALOG ... OWNER TO <group>`, `REVOKE MANAGE ON ... FROM ...`) or deactivate them "
                 "(`databricks users patch <id>` with active=false); for accounts in use through OAuth/SSO, check "
@@ -604,6 +656,8 @@ def test_IAM_07_no_dormant_privileged_accounts(workspace, baseline, findings):
         if "MANAGE" in privileges:
             privileged.setdefault(principal, []).append(f"MANAGE on {key}")
     tokens = _tokens_by_owner(workspace, m)
+    audit = _audit(workspace)
+    seen_in_audit = {k.lower(): v for k, v in ((audit or {}).get("last_activity") or {}).items()}
     for name, why in sorted(privileged.items()):
         p = m.get(name) or m.find(name)
         if p is None or p.kind == GROUP or not p.active:
@@ -612,15 +666,28 @@ def test_IAM_07_no_dormant_privileged_accounts(workspace, baseline, findings):
             continue  # break-glass accounts are meant to be dormant (IAM-06)
         used = [t["last_used_day"] for t in tokens.get(p.name, []) if t.get("last_used_day")]
         last = max(used) if used else None
-        if last is not None and (now_ms - last) / DAY_MS <= days:
+        # the audit log names users by userName and service principals by applicationId: p.name either way
+        logged = seen_in_audit.get(p.name.lower()) if audit is not None else None
+        last_event = _audit_time(logged["last_event"]).timestamp() * 1000 if logged else None
+        recent = [t for t in (last, last_event) if t is not None]
+        if recent and (now_ms - max(recent)) / DAY_MS <= days:
             continue
-        seen = (f"last token use {day(last)} ({(now_ms - last) / DAY_MS:.0f} days ago)" if last is not None
-                else "no activity evidence: no token use on record")
+        parts = [f"last token use {day(last)} ({(now_ms - last) / DAY_MS:.0f} days ago)" if last is not None
+                 else "no token use on record"]
+        if audit is not None:
+            parts.append(f"last audit-log event {day(last_event)} ({(now_ms - last_event) / DAY_MS:.0f} days ago)"
+                         if last_event is not None else f"no audit-log event in the last {audit['days']} days")
+            note = _audit_where(audit)
+        else:
+            note = NO_AUDIT_LOG
         findings.fail(
             resource_type=KIND_LABEL.get(p.kind, p.kind), resource_id=p.name, resource_name=_label(p),
-            seen=f"{seen} ({NO_AUDIT_LOG}); privileged as {'; '.join(sorted(set(why)))}",
+            seen=f"{'no activity evidence' if not recent else f'no activity within {days} days'}: "
+                 f"{'; '.join(parts)} ({note}); "
+                 f"privileged as {'; '.join(sorted(set(why)))}",
             expected=f"activity within {days} days (iam.dormant_days)",
-            last_token_use=day(last) if last else None, privileges=sorted(set(why)),
+            last_token_use=day(last) if last else None,
+            last_audit_event=day(last_event) if last_event else None, privileges=sorted(set(why)),
         )
 
 

@@ -93,6 +93,11 @@ def _parser() -> argparse.ArgumentParser:
                      help="with --scan-workspace-objects: keep only these object types (jobs,pipelines,secrets,...)")
     acc.add_argument("--escalation-check", action="store_true",
                      help="report what the principal can turn into more access")
+    acc.add_argument("--sql-warehouse-id", metavar="ID",
+                     help="cross-reference system.access.audit through this SQL warehouse (of the first workspace "
+                          "given): the principal's recent actions with lasting side effects")
+    acc.add_argument("--audit-days", type=int, default=90, metavar="N",
+                     help="with --sql-warehouse-id: how many days of audit log to read (default 90, at most 365)")
     acc.add_argument("--output", choices=("json", "csv", "text", "html"), default="text")
     acc.add_argument("--max-workers", type=int, default=8, help="concurrent API calls (default 8)")
     return p
@@ -371,7 +376,6 @@ def _verify(args) -> int:
 
 
 def _access(args) -> int:
-    from .graph.access import AccessGraph, UnknownPrincipal, UnknownResource
     from .report import access as report
 
     questions = [f for f, v in (("--principal", args.principal), ("--resource", args.resource),
@@ -397,6 +401,16 @@ def _access(args) -> int:
                              f"(known: {', '.join(report.OBJECT_TYPES)})")
     if not 1 <= args.max_workers <= 256:
         raise InputError(f"access: --max-workers: must be between 1 and 256, got {args.max_workers}")
+    if args.sql_warehouse_id is not None:
+        if not args.principal:
+            raise InputError("access: --sql-warehouse-id cross-references one principal's actions; use it with --principal")
+        if args.snapshot:
+            raise InputError("access: --sql-warehouse-id queries a live warehouse; it cannot be used with --snapshot")
+        if not args.sql_warehouse_id.strip():
+            raise InputError("access: --sql-warehouse-id: empty warehouse id")
+    if not 1 <= args.audit_days <= 365:
+        # system.access.audit keeps a year of events
+        raise InputError(f"access: --audit-days: must be between 1 and 365, got {args.audit_days}")
 
     if args.workspaces is not None and not (args.databricks_account_profile and not args.databricks_profile):
         raise InputError("access: --workspaces chooses among the account's workspaces: use it with "
@@ -404,7 +418,19 @@ def _access(args) -> int:
 
     ws_sections = CORE_WORKSPACE_SECTIONS + (
         OBJECT_WORKSPACE_SECTIONS + NAMING_WORKSPACE_SECTIONS if args.scan_workspace_objects else ())
-    inventory = _access_inventory(args, ws_sections)
+    session: dict = {}
+    try:
+        return _access_answer(args, ws_sections, types, session)
+    finally:
+        if session.get("emulator") is not None:
+            session["emulator"].stop()
+
+
+def _access_answer(args, ws_sections, types, session) -> int:
+    from .graph.access import AccessGraph, UnknownPrincipal, UnknownResource
+    from .report import access as report
+
+    inventory = _access_inventory(args, ws_sections, session)
     # the same restriction for every source: a snapshot answers exactly what a live run would
     inventory, skipped = _restrict(inventory, set(ws_sections) | set(ACCOUNT_SECTIONS))
     graph = AccessGraph.from_inventory(inventory)
@@ -448,6 +474,11 @@ def _access(args) -> int:
     except UnknownResource as e:
         raise InputError(f"access: unknown resource: {e.args[0]}") from None
 
+    if mode == "principal":
+        doc["audit_log"], doc["audit_actions"], audit_error = _audit_actions(args, doc["principal"], inventory, session)
+        if audit_error is not None:
+            errors.append(audit_error)
+
     doc = {"format": report.ACCESS_FORMAT, "version": report.ACCESS_VERSION, "mode": mode, **doc,
            "errors": errors, "complete": not errors,
            "scanned_workspace_objects": bool(args.scan_workspace_objects),
@@ -461,6 +492,12 @@ def _access(args) -> int:
               "access may be missing from this answer: "
               + "; ".join(f"{e['scope']}{'/' + e['section'] if e['section'] else ''}" for e in errors),
               file=sys.stderr)
+    audit = doc.get("audit_log") or {}
+    if audit.get("truncated"):
+        print(f"dbsec: WARNING: the audit log holds more than {audit['row_cap']} matching actions; only the newest "
+              f"{audit['row_cap']} are listed (narrow --audit-days)", file=sys.stderr)
+    if mode == "principal" and not audit.get("queried") and audit.get("error") is None:
+        print("dbsec: note: the audit log was not queried (add --sql-warehouse-id)", file=sys.stderr)
     if not args.scan_workspace_objects and mode != "resource":
         print("dbsec: note: workspace object ACLs, run_as and secret scopes were not read "
               "(add --scan-workspace-objects)", file=sys.stderr)
@@ -493,8 +530,45 @@ def _restrict(inventory, keep: set[str]):
     return out, skipped
 
 
-def _access_inventory(args, ws_sections):
-    """The inventory to answer from: a snapshot as is, or freshly collected (demo or live)."""
+def _audit_actions(args, principal: dict, inventory, session) -> tuple[dict, list[dict], dict | None]:
+    """(audit_log summary, audit_actions[], an errors[] record or None) for principal mode."""
+    from .collect import describe_failure
+    from .collect.audit import ACTION_ROW_CAP, SIDE_EFFECT_ACTIONS, principal_actions
+    from .connect import CallLog
+
+    if args.sql_warehouse_id is None:
+        return {"queried": False, "reason": "not queried: pass --sql-warehouse-id to read system.access.audit"}, [], None
+    ws_name = session.get("warehouse_workspace")
+    meta = {"queried": True, "warehouse_id": args.sql_warehouse_id, "workspace_name": ws_name,
+            "days": args.audit_days, "row_cap": ACTION_ROW_CAP, "actions": list(SIDE_EFFECT_ACTIONS),
+            "truncated": False, "error": None}
+    if principal["kind"] == "group":
+        meta.update(queried=False, reason="a group does not act: the audit log names users and service principals")
+        return meta, [], None
+    collector = session.get("collector")
+    _progress(f"querying system.access.audit through SQL warehouse {args.sql_warehouse_id} ({ws_name})")
+    with CallLog() as log:
+        try:
+            if collector is None or ws_name is None:
+                raise RuntimeError("no workspace to run the query in")
+            w = collector.client(ws_name)
+            names = {str(sc.id): name for name, sc in inventory.workspaces.items() if sc.id is not None}
+            is_sp = principal["kind"] in ("service_principal", "sp")
+            records, truncated = principal_actions(
+                w, args.sql_warehouse_id, name=principal["name"],
+                application_id=principal["name"] if is_sp else None, days=args.audit_days, workspace_names=names)
+        except Exception as e:  # noqa: BLE001 -- fail closed: the reason goes to errors[]
+            reason = describe_failure(e, log.last, collector._secrets if collector else ())
+            meta["error"] = reason
+            return meta, [], {"scope": ws_name or "workspace", "section": "audit_log", "message": reason}
+    meta["truncated"] = truncated
+    meta["calls"] = len(log.calls)
+    return meta, records, None
+
+
+def _access_inventory(args, ws_sections, session):
+    """The inventory to answer from: a snapshot as is, or freshly collected (demo or live). ``session``
+    receives what a later warehouse query needs: the emulator to stop, the collector, the first workspace."""
     from .inventory import ACCOUNT, OK, Inventory, Scope, SnapshotError
 
     if args.snapshot:
@@ -505,66 +579,64 @@ def _access_inventory(args, ws_sections):
     from .collect import Collector
     from .connect import ConnectError, Target, preflight
 
-    emulator = None
-    try:
-        targets: dict[str, Target] = {}
-        if args.demo:
-            from .emulator import DEMO_TENANT, Emulator
+    targets: dict[str, Target] = {}
+    if args.demo:
+        from .emulator import DEMO_TENANT, Emulator
 
-            # the same identity the pytest plugin's --dbsec-demo audits as
-            emulator = Emulator(DEMO_TENANT).start()
-            for ws in emulator.workspaces:
-                targets[ws["name"]] = Target(ws["name"], host=ws["url"], workspace_id=ws["id"],
-                                             token=emulator.token_for("dbsec-auditor", ws["name"]))
-            targets[ACCOUNT] = Target(ACCOUNT, kind="account", host=emulator.account_url,
-                                      account_id=emulator.account_id, token=emulator.token_for("dbsec-auditor"))
-        elif args.databricks_account_profile and not args.databricks_profile:
-            return _account_wide_inventory(args, ws_sections)
-        else:
-            for profile in args.databricks_profile:
-                targets[profile] = Target(profile, profile=profile)
-            for url in _urls(args):
-                targets[_host_label(url)] = Target(_host_label(url), host=url)
-            if args.databricks_account_profile:
-                targets[ACCOUNT] = Target(ACCOUNT, kind="account", profile=args.databricks_account_profile)
-        inv = Inventory(meta={"tool": "dbsec access"})
-        ids = {}
-        for name, target in targets.items():
-            # one bounded check per target, so a typo in a profile or host is exit 4 within seconds,
-            # not a report full of errors
-            _progress(f"checking {target.describe()}")
-            try:
-                ids[name] = preflight(target)[1]
-            except ConnectError as e:
-                raise InputError(f"access: {e}") from None
-        collector = None
-        names: dict[str, str] = {}
-        if ACCOUNT in targets:
-            inv.account = Scope(ACCOUNT, "account", id=ids.get(ACCOUNT))
-            collector = Collector(inv, {ACCOUNT: targets[ACCOUNT]}, max_workers=args.max_workers, progress=_progress)
-            collector.ensure([(ACCOUNT, s) for s in ACCOUNT_SECTIONS])
-            sec = inv.account.section("account_workspaces")
-            if sec.status == OK:
-                names = {str(w.get("workspace_id")): w.get("workspace_name")
-                         for w in (sec.data or {}).get("workspaces") or [] if w.get("workspace_name")}
-        # name each workspace as the account does: the graph joins account assignments to workspaces
-        # by name, and a profile name ("prod") is rarely the workspace name ("corp-prod-us-east-1")
-        named: dict[str, Target] = {ACCOUNT: targets[ACCOUNT]} if ACCOUNT in targets else {}
-        for name, target in targets.items():
-            if name == ACCOUNT:
-                continue
-            ws_name = names.get(str(ids.get(name)), name)
-            if ws_name in named:
-                raise InputError(f"access: {target.describe()} is the same workspace as another target ({ws_name})")
-            named[ws_name] = target
-            inv.workspaces[ws_name] = Scope(ws_name, "workspace", id=target.workspace_id or ids.get(name),
-                                            host=target.host)
-        wanted = [(ws, s) for ws in inv.workspaces for s in ws_sections]
-        Collector(inv, named, max_workers=args.max_workers, progress=_progress).ensure(wanted)
-        return inv
-    finally:
-        if emulator is not None:
-            emulator.stop()
+        # the same identity the pytest plugin's --dbsec-demo audits as
+        emulator = session["emulator"] = Emulator(DEMO_TENANT).start()
+        for ws in emulator.workspaces:
+            targets[ws["name"]] = Target(ws["name"], host=ws["url"], workspace_id=ws["id"],
+                                         token=emulator.token_for("dbsec-auditor", ws["name"]))
+        targets[ACCOUNT] = Target(ACCOUNT, kind="account", host=emulator.account_url,
+                                  account_id=emulator.account_id, token=emulator.token_for("dbsec-auditor"))
+    elif args.databricks_account_profile and not args.databricks_profile:
+        return _account_wide_inventory(args, ws_sections, session)
+    else:
+        for profile in args.databricks_profile:
+            targets[profile] = Target(profile, profile=profile)
+        for url in _urls(args):
+            targets[_host_label(url)] = Target(_host_label(url), host=url)
+        if args.databricks_account_profile:
+            targets[ACCOUNT] = Target(ACCOUNT, kind="account", profile=args.databricks_account_profile)
+    inv = Inventory(meta={"tool": "dbsec access"})
+    ids = {}
+    for name, target in targets.items():
+        # one bounded check per target, so a typo in a profile or host is exit 4 within seconds,
+        # not a report full of errors
+        _progress(f"checking {target.describe()}")
+        try:
+            ids[name] = preflight(target)[1]
+        except ConnectError as e:
+            raise InputError(f"access: {e}") from None
+    collector = None
+    names: dict[str, str] = {}
+    if ACCOUNT in targets:
+        inv.account = Scope(ACCOUNT, "account", id=ids.get(ACCOUNT))
+        collector = Collector(inv, {ACCOUNT: targets[ACCOUNT]}, max_workers=args.max_workers, progress=_progress)
+        collector.ensure([(ACCOUNT, s) for s in ACCOUNT_SECTIONS])
+        sec = inv.account.section("account_workspaces")
+        if sec.status == OK:
+            names = {str(w.get("workspace_id")): w.get("workspace_name")
+                     for w in (sec.data or {}).get("workspaces") or [] if w.get("workspace_name")}
+    # name each workspace as the account does: the graph joins account assignments to workspaces
+    # by name, and a profile name ("prod") is rarely the workspace name ("corp-prod-us-east-1")
+    named: dict[str, Target] = {ACCOUNT: targets[ACCOUNT]} if ACCOUNT in targets else {}
+    for name, target in targets.items():
+        if name == ACCOUNT:
+            continue
+        ws_name = names.get(str(ids.get(name)), name)
+        if ws_name in named:
+            raise InputError(f"access: {target.describe()} is the same workspace as another target ({ws_name})")
+        named[ws_name] = target
+        inv.workspaces[ws_name] = Scope(ws_name, "workspace", id=target.workspace_id or ids.get(name),
+                                        host=target.host)
+    wanted = [(ws, s) for ws in inv.workspaces for s in ws_sections]
+    session["collector"] = Collector(inv, named, max_workers=args.max_workers, progress=_progress)
+    session["collector"].ensure(wanted)
+    # the warehouse belongs to the first workspace given (demo: prod)
+    session["warehouse_workspace"] = next((n for n in named if n != ACCOUNT), None)
+    return inv
 
 
 def _urls(args) -> list[str]:
@@ -576,7 +648,7 @@ def _urls(args) -> list[str]:
         raise InputError(str(e)) from None
 
 
-def _account_wide_inventory(args, ws_sections):
+def _account_wide_inventory(args, ws_sections, session):
     """Every workspace of the account (or those --workspaces picks), reached with the account's
     credentials, as an account-wide pytest run does (pytest_dbsec/targets.py). A workspace that cannot
     be read is a gap in the answer, said on stderr, not a reason to give no answer."""
@@ -620,7 +692,11 @@ def _account_wide_inventory(args, ws_sections):
         return account_client(target) if target.kind == "account" else workspace_client(target)
 
     wanted = [(ACCOUNT, s) for s in ACCOUNT_SECTIONS] + [(ws, s) for ws in inv.workspaces for s in ws_sections]
-    Collector(inv, targets, max_workers=args.max_workers, progress=_progress, client_factory=client).ensure(wanted)
+    session["collector"] = Collector(inv, targets, max_workers=args.max_workers, progress=_progress,
+                                     client_factory=client)
+    session["collector"].ensure(wanted)
+    # the warehouse belongs to the first workspace of the account that can be read
+    session["warehouse_workspace"] = next((n for n in inv.workspaces if n not in unavailable), None)
     return inv
 
 

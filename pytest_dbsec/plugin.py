@@ -93,7 +93,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--dbsec-containment-plan", action="store_true",
                     help="with --dbsec-principal: print the ordered steps that remove the access it still has "
                          "(printed, never executed)")
+    group.addoption("--dbsec-warehouse-id", metavar="ID",
+                    help="SQL warehouse (of the first audited workspace) for reading system.access.audit: "
+                         "IAM-06/IAM-07 then judge audit-log activity too")
     parser.addini("dbsec_report_dir", "where pytest-dbsec writes reports", default="reports")
+    parser.addini("dbsec_warehouse_id", "default --dbsec-warehouse-id", default="")
     parser.addini("dbsec_max_workers", "concurrent API calls during collection", default="8")
     parser.addini("dbsec_baseline", "baseline name or path", default="default")
     parser.addini("dbsec_fail_on", "default --dbsec-fail-on", default="low")
@@ -212,6 +216,9 @@ class DbsecRun:
         if replay and (demo or profile or host or account_profile or from_env):
             raise pytest.UsageError("--dbsec-replay evaluates a saved snapshot offline; it cannot be combined "
                                     "with --dbsec-demo, --dbsec, --databricks-profile/-host/-account-profile")
+        if replay and config.getoption("dbsec_warehouse_id"):
+            raise pytest.UsageError("--dbsec-warehouse-id reads a live SQL warehouse; --dbsec-replay judges the "
+                                    "audit_activity the snapshot already holds")
         if demo and (profile or host or account_profile or from_env):
             raise pytest.UsageError("--dbsec-demo audits the embedded demo tenant; it cannot be combined with "
                                     "--dbsec, --databricks-profile, --databricks-host or --databricks-account-profile")
@@ -285,8 +292,13 @@ class DbsecRun:
                 t = run.targets[name]
                 run.inventory.workspaces[name] = Scope(name, "workspace", id=t.workspace_id, host=t.host)
             run.inventory.meta.update(run._meta())
+            # the audit-log section reads these; break-glass names come from the baseline so that their events
+            # are fetched (the section records which names it covered)
+            options = {"warehouse_id": _opt(config, "dbsec_warehouse_id", "dbsec_warehouse_id"),
+                       "warehouse_workspace": run.workspace_names[0] if run.workspace_names else None,
+                       "audit_principals": tuple(run.baseline.break_glass.principals)}
             run.collector = Collector(run.inventory, run.targets, max_workers=workers, progress=run.progress,
-                                      client_factory=run._client)
+                                      client_factory=run._client, options=options)
         return run
 
     def _setup_replay(self, path: Path) -> None:

@@ -1,6 +1,7 @@
 """Helpers shared by our tests (importable: tests/ is on sys.path under pytest's default import mode)."""
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -47,3 +48,24 @@ def render_in_chromium(browser: str, page: Path, tmp: Path, budget_ms: int = 300
         pytest.fail(f"Chromium did not finish rendering {page.name} within 30 s (a dialog opened by injected script?)")
     assert proc.returncode == 0, proc.stderr[-2000:]
     return proc.stdout, proc.stderr
+
+
+_READ_STATEMENT = re.compile(r"\s*(SELECT|WITH)\b", re.IGNORECASE)
+_CANCEL = re.compile(r"/api/2\.0/sql/statements/([^/]+)/cancel")
+
+
+def assert_read_only(emu) -> None:
+    """The tool only read: every request is a GET, except statement execution of a single SELECT/WITH
+    (the SQL warehouse path) and the cancel of a statement the same principal submitted."""
+    submitted = {sid: st.principal.name for sid, st in emu.statements.by_id.items()}
+    for r in emu.requests:
+        if r.method == "GET":
+            continue
+        if r.method == "POST" and r.path == "/api/2.0/sql/statements":
+            text = (r.statement or "").strip().rstrip(";")
+            assert _READ_STATEMENT.match(text) and ";" not in text, f"a statement that is not one query: {r.statement!r}"
+            continue
+        m = _CANCEL.fullmatch(r.path)
+        if r.method == "POST" and m and submitted.get(m.group(1)) == r.principal:
+            continue
+        raise AssertionError(f"the tool changed something: {r.method} {r.path} -> {r.status}")

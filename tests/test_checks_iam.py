@@ -536,3 +536,104 @@ def test_unreadable_tokens_and_grants_error(judge):
     errored(report, "IAM-08", "'uc'", "unity-catalog/catalogs", "403")
     for cid in ("IAM-01", "IAM-02", "IAM-03", "IAM-04", "IAM-05"):
         passed(report, cid)
+
+
+# -- IAM-06 / IAM-07 with the audit log (--dbsec-warehouse-id) -------------------------------------
+
+
+def _with_audit(*events, readers=(AUDITOR,)):
+    """Edit: a metastore whose `access` system schema the auditor may read, a warehouse wh1, these events."""
+
+    def edit(t, ws):
+        if not t["account"].get("metastores"):
+            with_metastore(t, ws)
+        t["account"]["metastores"][0]["system_schemas"] = [
+            {"schema": "access", "state": "ENABLE_COMPLETED",
+             "grants": [{"principal": r, "privileges": ["USE_SCHEMA", "SELECT"]} for r in readers]}]
+        ws["warehouses"] = [{"id": "wh1", "name": "audit wh", "creator_name": AUDITOR, "state": "RUNNING"}]
+        t["account"].setdefault("audit_log", []).extend(
+            {"workspace": "ws1", "service_name": "accounts", "source_ip_address": "203.0.113.9", **e} for e in events)
+
+    return edit
+
+
+def _both(*edits):
+    def edit(t, ws):
+        for e in edits:
+            e(t, ws)
+
+    return edit
+
+
+WH = ("--dbsec-warehouse-id", "wh1")
+
+
+def test_iam_07_audit_activity_counts_as_use(judge):
+    audit = _with_audit(
+        {"event_time": "-3d", "principal": "alice@corp.example.com", "action_name": "login"},  # token: 200 days
+        {"event_time": "-100d", "principal": "dave@corp.example.com", "action_name": "login"},
+        {"event_time": "-1d", "principal": "bob@corp.example.com", "action_name": "login"})
+    report = judge(_both(_dormant, audit), "-k", "IAM_07", *WH, baseline={"break_glass": {"principals": [BREAK_GLASS]}})
+    r = failed(report, "IAM-07")
+    # alice is active in the audit log now; dave's last event is 100 days old (dormant_days 90)
+    assert ids(r) == {"dave@corp.example.com"}
+    seen = r["findings"][0]["seen"]
+    assert "last audit-log event" in seen and "(100 days ago)" in seen and "no token use on record" in seen
+    assert "system.access.audit via SQL warehouse wh1" in seen and "not evaluated" not in seen
+    # without the warehouse, the same tenant judges on tokens alone, as before
+    report = judge(_both(_dormant, audit), "-k", "IAM_07", baseline={"break_glass": {"principals": [BREAK_GLASS]}})
+    assert ids(failed(report, "IAM-07")) == {"alice@corp.example.com", "dave@corp.example.com"}
+
+
+def test_iam_07_service_principals_are_found_by_application_id(judge):
+    def sp_admin(t, ws):
+        ws["assignments"].append({"principal": "etl-sp", "permissions": ["ADMIN"]})
+
+    audit = _with_audit({"event_time": "-2d", "principal": "etl-sp", "service_name": "jobs", "action_name": "runNow"})
+    report = judge(_both(sp_admin, audit), "-k", "IAM_07", *WH)
+    passed(report, "IAM-07")
+    failed(judge(sp_admin, "-k", "IAM_07"), "IAM-07")  # no token, no audit log: no evidence
+
+
+def test_iam_06_use_outside_a_window_fails_and_inside_passes(judge):
+    bg = {"principals": [BREAK_GLASS]}
+    audit = _with_audit({"event_time": "-10d", "principal": BREAK_GLASS, "action_name": "login"},
+                        {"event_time": "-10d", "principal": BREAK_GLASS, "action_name": "setAdmin",
+                         "request_params": {"targetUserName": "bob@corp.example.com"}},
+                        {"event_time": "-1d", "principal": "alice@corp.example.com", "action_name": "login"})
+    report = judge(_both(_break_glass(False), audit), "-k", "IAM_06", *WH, baseline={"break_glass": bg})
+    f = failed(report, "IAM-06")["findings"][0]
+    assert f["resource_id"] == BREAK_GLASS and f["details"]["holdings"] == []
+    uses = f["details"]["uses_outside_window"]
+    assert len(uses) == 2 and all("(workspace " in u and "203.0.113.9" in u for u in uses)
+    assert {u.split()[1] for u in uses} == {"accounts.login", "accounts.setAdmin"}
+    # the same use inside a declared (past) window is fine
+    now = dt.datetime.now(dt.timezone.utc)
+    window = {"start": (now - dt.timedelta(days=11)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+              "end": (now - dt.timedelta(days=9)).strftime("%Y-%m-%dT%H:%M:%SZ"), "reason": "INC-1 drill"}
+    report = judge(_both(_break_glass(False), audit), "-k", "IAM_06", *WH,
+                   baseline={"break_glass": {**bg, "windows": [window]}})
+    passed(report, "IAM-06")
+    # without the warehouse the use is invisible: passes on standing access alone
+    passed(judge(_both(_break_glass(False), audit), "-k", "IAM_06", baseline={"break_glass": bg}), "IAM-06")
+
+
+@pytest.mark.parametrize("edit_reader,warehouse,says", [
+    ((), "wh1", "[INSUFFICIENT_PERMISSIONS]"),  # the auditor may not read system.access
+    ((AUDITOR,), "nope", "SQL warehouse nope does not exist"),
+])
+def test_iam_06_07_error_when_the_audit_log_cannot_be_read(judge, edit_reader, warehouse, says):
+    audit = _with_audit({"event_time": "-1d", "principal": "alice@corp.example.com", "action_name": "login"},
+                        readers=edit_reader)
+    report = judge(_both(_break_glass(False), audit), "-k", "IAM_06 or IAM_07", "--dbsec-warehouse-id", warehouse,
+                   baseline={"break_glass": {"principals": [BREAK_GLASS]}})
+    errored(report, "IAM-06", "audit_activity", says)
+    errored(report, "IAM-07", "audit_activity", says)
+
+
+def test_the_warehouse_may_come_from_the_ini_file(judge, pytester):
+    pytester.makeini("[pytest]\ndbsec_warehouse_id = wh1\n")
+    audit = _with_audit({"event_time": "-3d", "principal": "alice@corp.example.com", "action_name": "login"},
+                        {"event_time": "-2d", "principal": "dave@corp.example.com", "action_name": "login"})
+    report = judge(_both(_dormant, audit), "-k", "IAM_07", baseline={"break_glass": {"principals": [BREAK_GLASS]}})
+    passed(report, "IAM-07")

@@ -15,7 +15,6 @@ import pytest
 from databricks.sdk import AccountClient, WorkspaceClient
 from databricks.sdk.core import Config
 from databricks.sdk.errors import NotFound, PermissionDenied, Unauthenticated
-from databricks.sdk.errors import NotImplemented as DbNotImplemented
 
 from pytest_dbsec.emulator import DEMO_TENANT, MINIMAL_TENANT, Emulator, TenantError, load_tenant
 
@@ -499,13 +498,13 @@ def test_write_methods_are_rejected_and_logged(fresh):
     status, _, _ = raw(url + "/api/2.0/token-management/tokens/abc", token, method="DELETE")
     assert status == 405
     w = ws_client(fresh, "prod")
-    with pytest.raises(DbNotImplemented):
+    with pytest.raises(NotFound, match="warehouse abc does not exist"):
         w.statement_execution.execute_statement(statement="SELECT 1", warehouse_id="abc")
-    writes = [(r.method, r.path, r.status) for r in fresh.requests if r.method != "GET"]
+    writes = [(r.method, r.path, r.status, r.statement) for r in fresh.requests if r.method != "GET"]
     assert writes == [
-        ("POST", "/api/2.1/clusters/list", 405),
-        ("DELETE", "/api/2.0/token-management/tokens/abc", 405),
-        ("POST", "/api/2.0/sql/statements", 501),
+        ("POST", "/api/2.1/clusters/list", 405, None),
+        ("DELETE", "/api/2.0/token-management/tokens/abc", 405, None),
+        ("POST", "/api/2.0/sql/statements", 404, "SELECT 1"),
     ]
 
 

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from dbsec_helpers import assert_read_only
 
 TOK = ["TOK-01", "TOK-02", "TOK-03", "TOK-04"]
 
@@ -167,7 +168,7 @@ def test_read_only_and_no_token_value_in_any_output(pytester, emulator, tenant, 
     snap = pytester.path / "out" / "snap.json"
     result, report = run(pytester, "--databricks-profile", name, "--dbsec-snapshot-out", str(snap))
     assert emu.requests, "the emulator saw the run"
-    assert {r.method for r in emu.requests} == {"GET"}, "the tool never changes a workspace"
+    assert_read_only(emu)  # the tool never changes a workspace
     secrets = [c["token"] for c in t["credentials"]]
     outputs = [p.read_text() for p in (pytester.path / "out").iterdir()]
     outputs += [result.stdout.str(), result.stderr.str()]
@@ -263,6 +264,7 @@ def test_bad_credentials_are_a_usage_error(pytester, emulator, tenant, monkeypat
     (["--dbsec-demo", "--dbsec-max-workers", "0"], "--dbsec-max-workers"),
     (["--dbsec-replay", "missing.json"], "missing.json"),
     (["--dbsec-demo", "--dbsec-baseline", "nope.yaml"], "nope.yaml"),
+    (["--dbsec-replay", "s.json", "--dbsec-warehouse-id", "wh1"], "--dbsec-warehouse-id reads a live"),
 ])
 def test_bad_flags_are_usage_errors(pytester, args, fragment):
     result, report = run(pytester, *args)

@@ -14,13 +14,15 @@ import time
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from types import MappingProxyType
+from typing import Any, Callable, Iterable, Mapping
 
 from databricks.sdk.errors import DatabricksError
 
 from .. import connect
 from ..connect import CallLog, ConnectError, Target
 from ..inventory import ACCOUNT, ERROR, OK, Inventory, Section, iso, utcnow
+from .sql import StatementFailed
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,7 @@ _NEEDS = [
     ("/api/2.0/permissions/", "CAN_MANAGE on the object, or workspace admin rights"),
     ("/api/2.0/secrets/acls", "MANAGE on the secret scope, or workspace admin rights"),
     ("/api/2.1/unity-catalog", "metastore admin rights or ownership/BROWSE on the securable"),
+    ("/api/2.0/sql/statements", "CAN_USE on the SQL warehouse"),
 ]
 
 
@@ -98,7 +101,8 @@ def describe_failure(exc: BaseException, last_call: dict | None, known_secrets: 
     where = ""
     if last_call:
         where = f"{last_call['method']} {last_call['path']} -> {last_call['status']}: "
-    if isinstance(cause, ConnectError):
+    if isinstance(cause, (ConnectError, StatementFailed)):
+        # a statement's message already names the warehouse, its state, error code and Databricks' message
         return connect.redact(str(cause), known_secrets)
     if isinstance(cause, DatabricksError):
         code = cause.error_code or type(cause).__name__
@@ -131,6 +135,17 @@ class Context:
         if sec.status != OK:
             raise SectionDependencyError(name, sec.error or "not collected")
         return sec.data
+
+    @property
+    def options(self) -> Mapping[str, Any]:
+        """Run options a section may depend on (e.g. ``warehouse_id``), read-only."""
+        return self._runner.options
+
+    def workspace_client(self, name: str):
+        """The client of another workspace of the run (e.g. the one that owns the SQL warehouse)."""
+        if name not in self._runner.targets:
+            raise KeyError(f"no workspace {name!r} in this run")
+        return self._runner.client(name)
 
     def account_client(self):
         """The run's AccountClient, for a workspace section that needs the account's view of its
@@ -184,8 +199,9 @@ class Collector:
 
     def __init__(self, inventory: Inventory, targets: dict[str, Target], *, max_workers: int = 8,
                  progress: Callable[[str], None] | None = None,
-                 client_factory: Callable[[Target], Any] | None = None):
+                 client_factory: Callable[[Target], Any] | None = None, options: Mapping[str, Any] | None = None):
         _load_collectors()
+        self.options = MappingProxyType(dict(options or {}))
         self.inventory = inventory
         self.targets = targets  # scope name ("account" or workspace name) -> Target
         self.max_workers = max(1, max_workers)

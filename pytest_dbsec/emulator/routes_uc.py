@@ -188,7 +188,8 @@ def metastores_get(ctx: Ctx):
 @route(f"{UC}/metastores/{{id}}/systemschemas")
 def system_schemas(ctx: Ctx):
     m = _metastore_by_id(ctx, ctx.params["id"])
-    return uc_paged(ctx, copy.deepcopy(m.get("system_schemas") or []), "schemas")
+    schemas = [{k: copy.deepcopy(v) for k, v in s.items() if k != "grants"} for s in m.get("system_schemas") or []]
+    return uc_paged(ctx, schemas, "schemas")
 
 
 # --------------------------------------------------------------------- catalogs, schemas, tables

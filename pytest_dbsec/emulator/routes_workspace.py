@@ -1,6 +1,6 @@
 """Workspace APIs (everything on a workspace host except Unity Catalog, which is in routes_uc).
 
-All routes are read-only (GET), except statement execution (POST, not implemented yet). Objects are
+All routes are read-only (GET); statement execution (POST, read-only SQL) is in ``sql``. Objects are
 served in the shape the tenant declares them, plus a few derived fields the real service adds
 (ids, owners as wire names, default ACL entries).
 """
@@ -492,16 +492,6 @@ def warehouses_get(ctx: Ctx):
         if w["id"] == ctx.params["id"]:
             return _warehouse(ctx, w)
     raise not_found(f"SQL warehouse {ctx.params['id']} does not exist.")
-
-
-@route("/api/2.0/sql/statements", methods=("POST",))
-def statements_execute(ctx: Ctx):
-    raise ApiError(501, "NOT_IMPLEMENTED", "Statement execution is not implemented by the emulator.")
-
-
-@route("/api/2.0/sql/statements/{statement_id}")
-def statements_get(ctx: Ctx):
-    raise not_found(f"Statement {ctx.params['statement_id']} does not exist.")
 
 
 def _endpoint(ctx: Ctx, e: dict) -> dict:

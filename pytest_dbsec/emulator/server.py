@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Dict, List, Optional, Union
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from . import routes_account, routes_uc, routes_workspace
+from . import routes_account, routes_uc, routes_workspace, sql
 from .identity import Directory, Principal, WorkspaceView
 from .routing import ACCOUNT_ADMIN, PUBLIC, WS_ADMIN, ApiError, Ctx, Response, RouteTable
 from .tenant import Tenant, TenantError, load_tenant, normalize
@@ -41,6 +41,7 @@ _DEFAULT_FAULT = {
 WORKSPACE_ROUTES = RouteTable()
 WORKSPACE_ROUTES.extend(routes_workspace.ROUTES)
 WORKSPACE_ROUTES.extend(routes_uc.ROUTES)
+WORKSPACE_ROUTES.extend(sql.ROUTES)
 ACCOUNT_ROUTES = RouteTable()
 ACCOUNT_ROUTES.extend(routes_account.ROUTES)
 
@@ -55,6 +56,7 @@ class RequestRecord:
     principal: Optional[str]  # userName / applicationId of the caller when the token was known
     time: float = 0.0  # time.time() when the request arrived
     duration_ms: float = 0.0
+    statement: Optional[str] = None  # the SQL text of a statement-execution POST, so tests can prove it only read
 
 
 @dataclass
@@ -219,6 +221,7 @@ class _Handler(BaseHTTPRequestHandler):
                 principal=principal_name,
                 time=started,
                 duration_ms=(time.time() - started) * 1000.0,
+                statement=_statement_text(method, path, body),
             )
         )
         self._send(resp, method, server.target, emu)
@@ -261,6 +264,7 @@ class Emulator:
         self._fault_lock = threading.Lock()
         self._state_lock = threading.Lock()
         self._faults: List[Fault] = []
+        self.statements = sql.Statements()  # SQL statements submitted to any workspace
         self._servers: Dict[str, _Server] = {}
         self._threads: List[threading.Thread] = []
         self._state: Optional[_State] = None
@@ -543,6 +547,16 @@ class Emulator:
         if target != "account" and not state.view(target).is_member(principal):
             return _error(401, "UNAUTHENTICATED", f"The credential of {principal.name} is not valid in workspace {target!r}: the principal is not a member of it.")
         return None
+
+
+def _statement_text(method: str, path: str, body: bytes) -> Optional[str]:
+    if method != "POST" or path != "/api/2.0/sql/statements":
+        return None
+    try:
+        text = json.loads(body or b"{}").get("statement")
+    except (ValueError, AttributeError):
+        return None
+    return text if isinstance(text, str) else None
 
 
 def _error(status: int, code: str, message: str, headers=None) -> Response:

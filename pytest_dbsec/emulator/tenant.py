@@ -54,7 +54,7 @@ from typing import Dict, Optional, Union
 
 import yaml
 
-from . import timeparse, wire
+from . import sql, timeparse, wire
 from .checker import Checker, TenantError
 from .identity import ACCOUNT_USERS, Directory, WorkspaceView
 from .ids import gen_digits, gen_hex, gen_uuid
@@ -159,7 +159,7 @@ def load_tenant(src: Union[str, pathlib.Path, dict, "Tenant"]) -> Tenant:
 
 # --------------------------------------------------------------------------------------- normalise
 
-TOP_KEYS = {"version", "description", "paging", "credentials", "faults", "account"}
+TOP_KEYS = {"version", "description", "paging", "sql", "credentials", "faults", "account"}
 ACCOUNT_KEYS = {
     "id",
     "name",
@@ -174,6 +174,7 @@ ACCOUNT_KEYS = {
     "network_policies",
     "metastores",
     "workspaces",
+    "audit_log",
 }
 # the account API's workspace fields, plus what the tenant describes inside a workspace
 WORKSPACE_KEYS = set(wire.WORKSPACE_WIRE_FIELDS) | {
@@ -296,6 +297,8 @@ def normalize(tenant: dict, *, lines: Optional[Dict[tuple, int]] = None, source:
         norm_workspace_body(ws, wp, ck, directory, view)
 
     norm_account_objects(acct, ap, ck, directory, ws_names)
+    sql.norm_audit_log(acct, ap, ck, directory, ws_names, now)
+    sql.norm_sql_settings(tenant, ck)
     _norm_credentials(tenant, ck, directory, ws_names)
     _norm_faults(tenant, ck, ws_names)
     return tenant

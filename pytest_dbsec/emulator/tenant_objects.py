@@ -68,6 +68,7 @@ def norm_metastores(acct, ap, ck: Checker, directory: Directory) -> Dict[str, di
         for j, s in enumerate(ck.mappings(m, "system_schemas", mp)):
             ck.string(s, "schema", mp + ("system_schemas", j))
             ck.string(s, "state", mp + ("system_schemas", j), default="AVAILABLE")
+            _norm_grants(s, mp + ("system_schemas", j), ck, directory)  # who may read its tables (emulator SQL)
         cats = {}
         for j, c in enumerate(ck.mappings(m, "catalogs", mp)):
             cp = mp + ("catalogs", j)

@@ -158,6 +158,45 @@ def _blast_rows(answer: dict, principal: str, side: str = "") -> list[dict]:
     return rows
 
 
+def _audit_rows(doc: dict, principal: str) -> list[dict]:
+    rows = []
+    for r in doc.get("audit_actions") or []:
+        note = f"{r['event_time']} from {r.get('source_ip_address') or '?'}"
+        if r.get("request_params"):
+            note += f"; {r['request_params']}"
+        if r.get("error_message"):
+            note += f"; error: {r['error_message']}"
+        rows.append(_row("", principal, "audit_action", r.get("workspace_name") or r["workspace_id"],
+                         r["service_name"], r["action_name"], str(r.get("status_code")), None, None, note))
+    return rows
+
+
+def audit_lines(doc: dict) -> list[str]:
+    """The audit-log part of the text view (principal mode)."""
+    audit = doc.get("audit_log")
+    if audit is None:
+        return []
+    if not audit.get("queried"):
+        return ["", f"Audit log: {audit.get('reason') or 'not queried'}"]
+    head = (f"Audit log: actions with lasting side effects in the last {audit['days']} days "
+            f"(system.access.audit via SQL warehouse {audit['warehouse_id']} of {audit.get('workspace_name')})")
+    if audit.get("error"):
+        return ["", head, f"  QUERY FAILED: {audit['error']}"]
+    actions = doc.get("audit_actions") or []
+    lines = ["", head + (":" if actions else ": none")]
+    for r in actions:
+        line = (f"  {r['event_time']}  {r.get('workspace_name') or r['workspace_id']}  "
+                f"{r['service_name']}.{r['action_name']}  [{r.get('status_code')}]  from {r.get('source_ip_address') or '?'}")
+        if r.get("request_params"):
+            line += f"  {r['request_params']}"
+        if r.get("error_message"):
+            line += f"  error: {r['error_message']}"
+        lines.append(line)
+    if audit.get("truncated"):
+        lines.append(f"  ... cut at {audit['row_cap']} actions (newest first): narrow --audit-days")
+    return lines
+
+
 def csv_rows(doc: dict) -> list[dict]:
     mode = doc["mode"]
     if mode == "resource":
@@ -166,7 +205,7 @@ def csv_rows(doc: dict) -> list[dict]:
     if mode == "compare":
         a, b = doc["a"]["principal"]["name"], doc["b"]["principal"]["name"]
         return _blast_rows(doc["only_a"], a, "only_a") + _blast_rows(doc["only_b"], b, "only_b")
-    rows = _blast_rows(doc, doc["principal"]["name"])
+    rows = _blast_rows(doc, doc["principal"]["name"]) + _audit_rows(doc, doc["principal"]["name"])
     if mode == "group":
         rows = [_row("", m["principal"], "group_member", None, "GROUP", doc["principal"]["name"], "MEMBER",
                      None, m["chain"], None) for m in doc["members"]] + rows
@@ -279,7 +318,7 @@ def render_text(doc: dict) -> str:
         label = f"{p['name']} ({p['kind']}" + (f", {p['display_name']}" if p.get("display_name") and
                                                p["display_name"] != p["name"] else "")
         label += ", INACTIVE)" if not p.get("active", True) else ")"
-        lines = _blast_tree(doc, label)
+        lines = _blast_tree(doc, label) + [_clean(x) for x in audit_lines(doc)]
         if mode == "group":
             lines += ["", f"Members ({len(doc['members'])}):"] + [
                 f"  {_clean(TEXT_CHAIN.join(m['chain']))}" for m in doc["members"]]

@@ -204,6 +204,35 @@ def _extras(answer: dict) -> str:
     return "".join(out)
 
 
+def _audit(doc: dict) -> str:
+    """The principal's recent actions from system.access.audit (or why they are not shown)."""
+    audit = doc.get("audit_log")
+    if audit is None:
+        return ""
+    if not audit.get("queried"):
+        return f"<h2>Audit log</h2><p>{_e(audit.get('reason') or 'not queried')}</p>"
+    head = (f"<h2>Audit log: actions with lasting side effects, last {_e(audit.get('days'))} days</h2>"
+            f"<p class=\"meta\">system.access.audit via SQL warehouse {_e(audit.get('warehouse_id'))} of "
+            f"{_e(audit.get('workspace_name'))}</p>")
+    if audit.get("error"):
+        return head + f'<div class="banner"><b>QUERY FAILED</b>: {_e(audit["error"])}</div>'
+    actions = doc.get("audit_actions") or []
+    if not actions:
+        return head + "<p>No such action in the window.</p>"
+    rows = "".join(
+        f"<tr><td>{_e(r.get('event_time'))}</td><td>{_e(r.get('workspace_name') or r.get('workspace_id'))}</td>"
+        f"<td>{_e(r.get('service_name'))}</td><td>{_e(r.get('action_name'))}</td><td>{_e(r.get('status_code'))}</td>"
+        f"<td>{_e(r.get('source_ip_address'))}</td><td>{_e(r.get('request_params'))}"
+        + (f" <span class=\"inh\">error: {_e(r['error_message'])}</span>" if r.get("error_message") else "")
+        + "</td></tr>" for r in actions)
+    table = ("<table><tr><th>Time (UTC)</th><th>Workspace</th><th>Service</th><th>Action</th><th>Status</th>"
+             "<th>Source IP</th><th>Request (no secret values)</th></tr>" + rows + "</table>")
+    more = (f"<p>Cut at {_e(audit.get('row_cap'))} actions (newest first).</p>" if audit.get("truncated") else "")
+    if len(actions) > COLLAPSE_AFTER:
+        table = f'<details><summary>{len(actions)} actions <span class="count">(folded)</span></summary>{table}</details>'
+    return head + table + more
+
+
 def _findings_summary(answer: dict) -> str:
     fs = sorted(answer.get("escalation_findings", []),
                 key=lambda f: _SEVERITY_ORDER.get(str(f.get("severity")).lower(), 9))
@@ -292,7 +321,7 @@ def render_html(doc: dict) -> str:
     else:
         name, kind = _principal_label(doc["principal"])
         title = f"Access of {name}"
-        body = _blast_section(doc, name, kind)
+        body = _blast_section(doc, name, kind) + _audit(doc)
         if mode == "group":
             body += (f"<h2>Members ({len(doc.get('members', []))})</h2>"
                      + _list([_chain(m["chain"]) for m in doc.get("members", [])]))
