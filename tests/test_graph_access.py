@@ -332,3 +332,31 @@ def test_a_job_running_as_an_admin_sp_editable_by_a_non_admin_is_critical():
     assert f["severity"] == "critical" and f["target"] == "job Nightly ETL (ws1)" and f["path"] == [CAROL]
     assert "workspace admin" in f["reason"] and ETL_APP_ID in f["reason"]
     assert not [r for r in g.blast_radius(CAROL)["workspace_roles"] if r["permission_level"] == "ADMIN"]
+
+
+def test_controls_and_the_access_graph_agree_on_membership(inventory, graph):
+    """One membership walk: the view controls build from SCIM (checks/*.py call Membership on a
+    section) and the graph's answers name the same groups, chains and cycles, for every principal,
+    on a tenant with two levels of nesting and a cycle."""
+    from checks.iam import _membership  # exactly how the controls read a SCIM section
+
+    account = _membership(inventory.account.section("account_identities").data)
+    assert account.groups_of(ALICE) == {"data-engineers", "all-data-team"}  # the tenant nests ...
+    assert account.cycles() == graph.cycles() == [["cycle-a", "cycle-b"]]  # ... and has a cycle
+    for name, p in account.principals.items():
+        br = graph.blast_radius(name)
+        chains = {m["group"]: m["chain"] for m in br["group_memberships"]
+                  if m["workspace_name"] is None and m["group"] != "account users"}
+        expected = account.chains(name)
+        assert chains == {g: expected[g] for g in account.groups_of(name)}, name
+        if p.kind == "group":
+            assert account.members_of(name) == {m for m in graph.account_closure.members(name)
+                                                 if graph.principals[m].kind != "group"}, name
+    narrow = AccessGraph.from_inventory(inventory, acl_groups="workspace")
+    for ws_name, scope in inventory.workspaces.items():
+        local = _membership(scope.section("identities").data)
+        assert local.get("admins") is not None  # workspace-local groups are walked too
+        for name in local.principals:
+            assert narrow.workspaces[ws_name].closure.groups_of(name) == local.groups_of(name), (ws_name, name)
+            # the default (all account groups) view only ever adds to the workspace's own
+            assert graph.workspaces[ws_name].closure.groups_of(name) >= local.groups_of(name), (ws_name, name)

@@ -25,11 +25,10 @@ Public API: ``AccessGraph.from_inventory(inv, acl_groups="all"|"workspace")``, `
 
 from __future__ import annotations
 
-from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..inventory import ACCOUNT, OK, Inventory, Scope
-from . import ACCOUNT_USERS, GROUP, SERVICE_PRINCIPAL, USER, Principal
+from . import ACCOUNT_USERS, GROUP, SERVICE_PRINCIPAL, USER, Membership, Principal
 
 # privileges ALL_PRIVILEGES does NOT stand for: it excludes them to avoid exfiltration/escalation
 NOT_IN_ALL_PRIVILEGES = frozenset({"MANAGE", "EXTERNAL_USE_SCHEMA", "EXTERNAL_USE_LOCATION"})
@@ -68,70 +67,15 @@ class UnknownResource(KeyError):
     pass
 
 
-def _name_of(entry: dict, kind: str) -> str:
-    if kind == USER:
-        return entry.get("userName") or entry["id"]
-    if kind == SERVICE_PRINCIPAL:
-        return entry.get("applicationId") or entry["id"]  # how grants, ACLs and run_as name an SP
-    return entry.get("displayName") or entry["id"]
-
-
 def _acl_grantee(ace: dict) -> str | None:
     return ace.get("user_name") or ace.get("service_principal_name") or ace.get("group_name")
-
-
-@dataclass
-class _Closure:
-    """Direct member -> group edges; chains are shortest paths found by a visited-set BFS, so a
-    cycle of groups is walked once and never loops."""
-
-    parents: dict[str, set[str]] = field(default_factory=dict)
-
-    def add(self, member: str, group: str) -> None:
-        if member != group:
-            self.parents.setdefault(member, set()).add(group)
-
-    def merged(self, other: "_Closure") -> "_Closure":
-        out = _Closure({k: set(v) for k, v in self.parents.items()})
-        for m, gs in other.parents.items():
-            out.parents.setdefault(m, set()).update(gs)
-        return out
-
-    def chains(self, name: str) -> dict[str, list[str]]:
-        """group -> shortest chain [name, ..., group]; includes name itself -> [name]."""
-        out = {name: [name]}
-        queue = deque([name])
-        while queue:
-            cur = queue.popleft()
-            for g in sorted(self.parents.get(cur, ())):  # sorted: stable chains between runs
-                if g not in out:
-                    out[g] = out[cur] + [g]
-                    queue.append(g)
-        return out
-
-    def members(self, group: str) -> dict[str, list[str]]:
-        """member -> chain [member, ..., group] for everything transitively inside group."""
-        children: dict[str, set[str]] = {}
-        for m, gs in self.parents.items():
-            for g in gs:
-                children.setdefault(g, set()).add(m)
-        out = {group: [group]}
-        queue = deque([group])
-        while queue:
-            cur = queue.popleft()
-            for m in sorted(children.get(cur, ())):
-                if m not in out:
-                    out[m] = [m] + out[cur]
-                    queue.append(m)
-        del out[group]
-        return out
 
 
 @dataclass
 class _Workspace:
     name: str
     id: int | str | None
-    closure: _Closure
+    closure: Membership  # account edges + this workspace's own (or its own only: acl_groups="workspace")
     sections: dict[str, dict]  # name -> data, only sections with status ok
     local_groups: set[str]
 
@@ -140,7 +84,8 @@ class AccessGraph:
     def __init__(self) -> None:
         self.principals: dict[str, Principal] = {}  # by name (userName, applicationId, group name)
         self._by_id: dict[str, Principal] = {}
-        self.account_closure = _Closure()
+        self._sp_by_display: dict[str, list[Principal]] | None = None
+        self.account_closure = Membership()
         self.workspaces: dict[str, _Workspace] = {}
         self.gaps: list[str] = []
         self.acl_groups = "all"
@@ -172,7 +117,8 @@ class AccessGraph:
             g.gaps.append(f"{ACCOUNT}: no account scope (account groups, workspace assignments and "
                           "SP OAuth secrets not read)")
         if "account_identities" in acc_data:
-            g._add_identities(acc_data["account_identities"], g.account_closure, local=None)
+            g.account_closure = Membership.from_scim(acc_data["account_identities"])
+            g._add_principals(g.account_closure)
         if "account_workspaces" in acc_data:
             for ws in acc_data["account_workspaces"].get("workspaces") or []:
                 name = ws.get("workspace_name")
@@ -200,49 +146,30 @@ class AccessGraph:
         self._by_id.setdefault(p.id, have)
         return have
 
-    def _add_identities(self, data: dict, closure: _Closure, local: set[str] | None) -> None:
-        """SCIM users/SPs/groups -> principals and member->group edges. ``local`` collects the names of
-        workspace-local groups (they are not account principals and stay out of self.principals)."""
-        ids: dict[str, str] = {}
-        for kind, key in ((USER, "users"), (SERVICE_PRINCIPAL, "service_principals"), (GROUP, "groups")):
-            for e in data.get(key) or []:
-                name = _name_of(e, kind)
-                ids[str(e["id"])] = name
-                if kind == GROUP and (e.get("meta") or {}).get("resourceType") == "WorkspaceGroup":
-                    if local is not None:
-                        local.add(name)
-                    continue
-                self._add_principal(Principal(kind, name, str(e["id"]), e.get("displayName") or "",
-                                              e.get("active", True) is not False, e.get("externalId")))
-                roles = {r.get("value") for r in e.get("roles") or [] if isinstance(r, dict)}
-                if roles:
-                    self.roles.setdefault(name, set()).update(roles)
-        for e in data.get("groups") or []:
-            for m in e.get("members") or []:
-                if str(m.get("value")) in ids:
-                    closure.add(ids[str(m["value"])], ids[str(e["id"])])
-        for key in ("users", "service_principals", "groups"):
-            for e in data.get(key) or []:
-                for parent in e.get("groups") or []:
-                    if str(parent.get("value")) in ids:
-                        closure.add(ids[str(e["id"])], ids[str(parent["value"])])
+    def _add_principals(self, m: Membership) -> None:
+        """Account principals and roles from one SCIM view; workspace-local groups are not account
+        principals and stay out of self.principals (they stay in that view's membership edges)."""
+        for name, p in m.principals.items():
+            if name not in m.local_groups:
+                have = self.principals.setdefault(name, p)
+                self._by_id.setdefault(p.id, have)
+        for name, roles in m.roles.items():
+            self.roles.setdefault(name, set()).update(roles)
 
     def _add_workspace(self, scope: Scope, have_account_ids: bool) -> None:
         data = self._ok_sections(scope, WORKSPACE_SECTIONS)
         for extra in (*NAMING_WORKSPACE_SECTIONS, "admin_assignments"):
             if scope.section(extra).status == OK:  # optional: names of objects, a second assignment source
                 data[extra] = scope.section(extra).data or {}
-        ws_closure, local = _Closure(), set()
-        if "identities" in data:
-            self._add_identities(data["identities"], ws_closure, local)
+        ws_closure = Membership.from_scim(data.get("identities") or {})
+        local = ws_closure.local_groups
+        self._add_principals(ws_closure)
         # workspace view = account edges + this workspace's own (its local groups, and account edges the
         # account section could not give us)
         closure = self.account_closure.merged(ws_closure) if self.acl_groups == "all" else ws_closure
         if not have_account_ids:
             # fall back to what workspace SCIM shows of account groups, for UC answers too
-            self.account_closure = self.account_closure.merged(
-                _Closure({m: {g for g in gs if g not in local} for m, gs in ws_closure.parents.items()
-                          if m not in local}))
+            self.account_closure = self.account_closure.merged(ws_closure, skip=local)
         ws_id = self.workspace_ids.get(scope.name) or (data.get("admin_assignments") or {}).get("workspace_id") \
             or scope.id
         self.workspace_ids[scope.name] = ws_id
@@ -291,7 +218,7 @@ class AccessGraph:
         """userName, SP applicationId, group name, SCIM id, or else an SP's display name."""
         p = self.principals.get(name) or self._by_id.get(name)
         if p is None:
-            sps = [q for q in self.principals.values() if q.kind == SERVICE_PRINCIPAL and q.display_name == name]
+            sps = self._sps_named(name)
             if len(sps) > 1:
                 raise UnknownPrincipal(f"{name!r} is the display name of {len(sps)} service principals: "
                                        "give the applicationId")
@@ -300,7 +227,15 @@ class AccessGraph:
             raise UnknownPrincipal(f"no user, service principal or group named {name!r}")
         return p
 
-    def _reach(self, p: Principal, closure: _Closure) -> dict[str, list[str]]:
+    def _sps_named(self, display_name: str) -> list[Principal]:
+        if self._sp_by_display is None:
+            self._sp_by_display = {}
+            for q in self.principals.values():
+                if q.kind == SERVICE_PRINCIPAL:
+                    self._sp_by_display.setdefault(q.display_name, []).append(q)
+        return self._sp_by_display.get(display_name, [])
+
+    def _reach(self, p: Principal, closure: Membership) -> dict[str, list[str]]:
         """Every grantee name that stands for p -> the chain from p to it."""
         reach = closure.chains(p.name)
         if p.kind in (USER, SERVICE_PRINCIPAL):
@@ -614,17 +549,7 @@ class AccessGraph:
 
     def cycles(self) -> list[list[str]]:
         """Groups that contain themselves through nesting (a hygiene finding), one sorted list each."""
-        out, covered = [], set()
-        for g in sorted(n for n, p in self.principals.items() if p.kind == GROUP):
-            if g in covered:
-                continue
-            up = self.account_closure.chains(g)
-            ring = sorted(x for x in up if x != g and g in self.account_closure.chains(x))
-            if ring:
-                ring = sorted({g, *ring})
-                covered.update(ring)
-                out.append(ring)
-        return out
+        return self.account_closure.cycles()
 
 
 def _assignments(raw) -> list[tuple[str, str]]:
