@@ -84,6 +84,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="with --scan-workspace-objects: keep only these object types (jobs,pipelines,secrets,...)")
     acc.add_argument("--escalation-check", action="store_true",
                      help="report what the principal can turn into more access")
+    acc.add_argument("--expand-inherited", action="store_true",
+                     help="list a catalog or schema grant on every schema and table inheriting it, however "
+                          "many (default: only up to 1000 per grant; above, the grant says how many it covers)")
     acc.add_argument("--output", choices=("json", "csv", "text", "html"), default="text")
     acc.add_argument("--max-workers", type=int, default=8, help="concurrent API calls (default 8)")
     return p
@@ -308,7 +311,7 @@ def _verify(args) -> int:
 
 
 def _access(args) -> int:
-    from .graph.access import AccessGraph, UnknownPrincipal, UnknownResource
+    from .graph.access import INHERIT_EXPAND_LIMIT, AccessGraph, UnknownPrincipal, UnknownResource
     from .report import access as report
 
     questions = [f for f, v in (("--principal", args.principal), ("--resource", args.resource),
@@ -346,7 +349,7 @@ def _access(args) -> int:
     errors = report.error_records(gaps)
 
     def blast(name: str) -> dict:
-        answer = graph.blast_radius(name)
+        answer = graph.blast_radius(name, expand_inherited=None if args.expand_inherited else INHERIT_EXPAND_LIMIT)
         if not args.escalation_check:
             answer["escalation_findings"] = []
         return report.filter_object_types(answer, types)

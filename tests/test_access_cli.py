@@ -83,6 +83,7 @@ def test_principal_json_has_the_hand_worked_answer_and_is_schema_valid(live):
     assert set(select) == {"main", "main.sales", "main.sales.orders"}
     assert select["main"]["via"] == [ALICE, "data-engineers", "all-data-team"]
     assert select["main.sales.orders"]["inherited_from"] == "catalog main"
+    assert select["main"]["inherited_by"] == 2  # main.sales and main.sales.orders inherit it
     [owner] = [r for r in doc["uc_grants"] if r["ownership"]]
     assert (owner["full_name"], owner["via"]) == ("main.sales", [ALICE, "data-engineers"])
     chains = {m["group"]: m["chain"] for m in doc["group_memberships"] if m["workspace_name"] is None}

@@ -360,3 +360,26 @@ def test_controls_and_the_access_graph_agree_on_membership(inventory, graph):
             assert narrow.workspaces[ws_name].closure.groups_of(name) == local.groups_of(name), (ws_name, name)
             # the default (all account groups) view only ever adds to the workspace's own
             assert graph.workspaces[ws_name].closure.groups_of(name) >= local.groups_of(name), (ws_name, name)
+
+
+def test_a_catalog_grant_counts_what_inherits_it_and_is_expanded_up_to_a_limit(graph):
+    full = graph.blast_radius(ALICE)["uc_grants"]
+    [at_catalog] = uc(full, "main", "SELECT")
+    assert at_catalog["inherited_by"] == 2  # schema main.sales and its table main.sales.orders
+    assert {r["full_name"] for r in uc(full, privilege="SELECT")
+            if r["inherited_from"] == "catalog main"} == {"main.sales", "main.sales.orders"}
+    # a limit below what the grant covers: only the record where it was granted, which says so
+    capped = graph.blast_radius(ALICE, expand_inherited=1)["uc_grants"]
+    [at_catalog] = uc(capped, "main", "SELECT")
+    assert at_catalog["inherited_by"] == 2 and "not listed one by one" in at_catalog["note"]
+    assert [r for r in capped if r["inherited_from"] is not None] == []
+    assert [(r["full_name"], r["privilege"], r["via"]) for r in capped] == [
+        (r["full_name"], r["privilege"], r["via"]) for r in full if r["inherited_from"] is None]
+    # bob's USE_SCHEMA on main.sales covers one table: within a limit of 1 it is still listed there
+    [rec] = uc(graph.blast_radius(BOB, expand_inherited=1)["uc_grants"], "main.sales.orders", "USE_SCHEMA")
+    assert rec["inherited_from"] == "schema main.sales"
+    assert len(uc(graph.blast_radius(ALICE, expand_inherited=None)["uc_grants"])) == len(full)
+    # a grant on a table covers nothing below it: no count
+    [direct] = [r for r in uc(graph.blast_radius("etl-sp")["uc_grants"], "main.sales.orders", "SELECT")
+                if r["inherited_from"] is None]
+    assert "inherited_by" not in direct
