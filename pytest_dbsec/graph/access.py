@@ -40,6 +40,7 @@ Public API: ``AccessGraph.from_inventory(inv, acl_groups="all"|"workspace")``, `
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 from ..inventory import ACCOUNT, OK, Inventory, Scope
 from . import ACCOUNT_USERS, GROUP, SERVICE_PRINCIPAL, USER, Membership, Principal
@@ -171,6 +172,9 @@ class AccessGraph:
         # grantee -> [(securable, index of the assignment, index of the privilege, privilege)]
         self.grants_to: dict[str, list[tuple[tuple[str, str], int, int, str]]] = {}
         self.owned_by: dict[str, list[tuple[str, str]]] = {}  # owner -> securables
+        self.isolated: dict[tuple[str, str], str] = {}  # securable in an ISOLATED catalog -> the note
+        self._rank: dict[tuple[str, str], int] = {}
+        self.covered: dict[tuple[str, str], int] = {}  # catalog/schema -> how many schemas and tables inherit
         self._is_admin: dict[tuple[str, str], bool] = {}
         self._everyone: list[tuple[str, list[str]]] | None = None
 
@@ -290,13 +294,22 @@ class AccessGraph:
                                                              "isolated": False})
 
     def _index_uc(self) -> None:
+        self._rank = {key: i for i, key in enumerate(sorted(self.securables))}  # answers list securables in order
         for key, info in self.securables.items():
             if info["parent"] is not None:
                 self.children.setdefault(info["parent"], []).append(key)
             if info["owner"]:
                 self.owned_by.setdefault(info["owner"], []).append(key)
-        for kids in self.children.values():
+        for key, kids in self.children.items():
             kids.sort()
+            self.covered[key] = len(kids) + sum(len(self.children.get(k, ())) for k in kids)
+        for key, info in self.securables.items():
+            if key[0] == "CATALOG" and info.get("isolated"):
+                # workspace bindings are not in the inventory: grants are reported (the safe side), but
+                # they are only usable from the workspaces the catalog is bound to
+                note = f"catalog {key[1]} is ISOLATED: usable only from its bound workspaces (bindings not read)"
+                self.isolated[key] = note
+                self.isolated.update((below, note) for below, _ in self._below(key))
         for key, assignments in self.grants.items():
             for ai, a in enumerate(assignments):
                 for pi, priv in enumerate(a.get("privileges") or []):
@@ -385,8 +398,8 @@ class AccessGraph:
                 add("workspace_admin", "critical", r["workspace_name"],
                     "workspace admin: CAN_MANAGE on every object, can change job owners/run_as", r["via"])
         for r in br["uc_grants"]:
-            if r["inherited_from"] is not None:
-                continue  # the record where it was granted says it
+            if r["inherited_from"] is not None or not (r["ownership"] or r["privilege"] in ("MANAGE", "ALL_PRIVILEGES")):
+                continue  # inherited: the record where it was granted says it
             target = f"{r['securable_type'].lower()} {r['full_name']}"
             if r["ownership"] and r["securable_type"] == "METASTORE":
                 add("metastore_admin", "critical", target, "metastore admin (owner): latent full UC access", r["via"])
@@ -524,12 +537,9 @@ class AccessGraph:
     def _uc_record(self, key, privilege, via, inherited, note, ownership=False) -> dict:
         rec = {"securable_type": key[0], "full_name": key[1], "privilege": privilege, "via": via,
                "inherited_from": inherited, "ownership": ownership}
-        catalog = self._chain_of(key)[-1]
-        if catalog[0] == "CATALOG" and self.securables.get(catalog, {}).get("isolated"):
-            # workspace bindings are not in the inventory: the grant is reported (the safe side), but
-            # it is only usable from the workspaces the catalog is bound to
-            note = "; ".join(filter(None, [note, f"catalog {catalog[1]} is ISOLATED: usable only from its "
-                                                 "bound workspaces (bindings not read)"]))
+        isolated = self.isolated.get(key)
+        if isolated:
+            note = f"{note}; {isolated}" if note else isolated
         if note:
             rec["note"] = note
         return rec
@@ -538,31 +548,35 @@ class AccessGraph:
         """Ownership and grants held through any name in reach, from the grantee/owner indexes: the
         cost follows the answer, not the metastore. Sorted by securable, then ownership, grants on
         the securable itself, inherited from the schema, from the catalog (as they were read)."""
-        rows = []  # (securable, rank, record)
+        rank, isolated, rows = self._rank, self.isolated, []  # rows: (sort key, record)
         for grantee, via in reach.items():
             for key in self.owned_by.get(grantee, ()):
                 # ownership is its own record: all privileges on THIS object and the right to grant on
                 # children, but no privilege on the children themselves
-                rows.append((key, (0,), self._uc_record(key, OWNER, via, None,
-                                                        "metastore admin" if key[0] == "METASTORE" else None, True)))
+                rows.append((rank[key] << _SUB, self._uc_record(
+                    key, OWNER, via, None, "metastore admin" if key[0] == "METASTORE" else None, True)))
             for key, ai, pi, priv in self.grants_to.get(grantee, ()):
-                rec = self._uc_record(key, priv, via, None, None)
-                rows.append((key, (1, 0, ai, pi), rec))
-                below = self._below(key) if key in self.children else []
-                if not below:
+                at = _on_securable(0, ai, pi)
+                rec = {"securable_type": key[0], "full_name": key[1], "privilege": priv, "via": via,
+                       "inherited_from": None, "ownership": False}
+                if key in isolated:
+                    rec["note"] = isolated[key]
+                rows.append((rank[key] << _SUB | at, rec))
+                covered = self.covered.get(key)
+                if not covered:
                     continue
-                rec["inherited_by"] = len(below)
-                if expand_inherited is not None and len(below) > expand_inherited:
+                rec["inherited_by"] = covered
+                if expand_inherited is not None and covered > expand_inherited:
                     rec["note"] = "; ".join(filter(None, [rec.get("note"), (
-                        f"inherited by {len(below)} schemas and tables, not listed one by one (more than "
+                        f"inherited by {covered} schemas and tables, not listed one by one (more than "
                         f"{expand_inherited}; `dbsec access --expand-inherited` lists them)")]))
                     continue
                 inherited = f"{key[0].lower()} {key[1]}"
                 note = _inherit_note(inherited, priv)
-                rows.extend((child, (1, d, ai, pi), self._uc_record(child, priv, via, inherited, note))
-                            for child, d in below)
-        rows.sort(key=lambda r: (r[0], r[1]))
-        return [r for _, _, r in rows]
+                rows.extend((rank[child] << _SUB | at + d * _DEPTH, self._uc_record(child, priv, via, inherited, note))
+                            for child, d in self._below(key))
+        rows.sort(key=itemgetter(0))
+        return [r for _, r in rows]
 
     def _held_on(self, key: tuple[str, str], reach) -> list[dict]:
         """The records by which a reach holds something on this one securable (owner first)."""
@@ -643,6 +657,15 @@ class AccessGraph:
     def cycles(self) -> list[list[str]]:
         """Groups that contain themselves through nesting (a hygiene finding), one sorted list each."""
         return self.account_closure.cycles()
+
+
+# the order of uc_grants records on one securable, packed in one int for a fast sort: ownership,
+# then grants on it, inherited from its schema, from its catalog; each as the grants were read
+_SUB, _DEPTH = 40, 1 << 36
+
+
+def _on_securable(depth: int, assignment: int, privilege: int) -> int:
+    return 1 + depth * _DEPTH + min(assignment, (1 << 25) - 1) * 1024 + min(privilege, 1023)
 
 
 def _inherit_note(inherited: str | None, privilege: str) -> str | None:
