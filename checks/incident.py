@@ -124,10 +124,7 @@ def remaining(graph, principal: str, now: dt.datetime) -> dict:
     for r in br["uc_grants"]:
         if r["inherited_from"] is not None or not _counts(active, r["via"]):
             continue
-        source = f"{r['securable_type'].lower()} {r['full_name']}"
-        children = sum(1 for x in br["uc_grants"] if x["inherited_from"] == source
-                       and x["privilege"] == r["privilege"] and x["via"] == r["via"])
-        uc.append({**r, "inherited_by": children})
+        uc.append({**r, "inherited_by": r.get("inherited_by", 0)})  # the graph counts the children
 
     creds = []
     for c in br["credentials"]:

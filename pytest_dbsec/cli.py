@@ -98,6 +98,9 @@ def _parser() -> argparse.ArgumentParser:
                           "given): the principal's recent actions with lasting side effects")
     acc.add_argument("--audit-days", type=int, default=90, metavar="N",
                      help="with --sql-warehouse-id: how many days of audit log to read (default 90, at most 365)")
+    acc.add_argument("--expand-inherited", action="store_true",
+                     help="list a catalog or schema grant on every schema and table inheriting it, however "
+                          "many (default: only up to 1000 per grant; above, the grant says how many it covers)")
     acc.add_argument("--output", choices=("json", "csv", "text", "html"), default="text")
     acc.add_argument("--max-workers", type=int, default=8, help="concurrent API calls (default 8)")
     return p
@@ -427,7 +430,7 @@ def _access(args) -> int:
 
 
 def _access_answer(args, ws_sections, types, session) -> int:
-    from .graph.access import AccessGraph, UnknownPrincipal, UnknownResource
+    from .graph.access import INHERIT_EXPAND_LIMIT, AccessGraph, UnknownPrincipal, UnknownResource
     from .report import access as report
 
     inventory = _access_inventory(args, ws_sections, session)
@@ -439,7 +442,7 @@ def _access_answer(args, ws_sections, types, session) -> int:
     errors = report.error_records(gaps)
 
     def blast(name: str) -> dict:
-        answer = graph.blast_radius(name)
+        answer = graph.blast_radius(name, expand_inherited=None if args.expand_inherited else INHERIT_EXPAND_LIMIT)
         if not args.escalation_check:
             answer["escalation_findings"] = []
         return report.filter_object_types(answer, types)

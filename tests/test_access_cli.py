@@ -83,6 +83,7 @@ def test_principal_json_has_the_hand_worked_answer_and_is_schema_valid(live):
     assert set(select) == {"main", "main.sales", "main.sales.orders"}
     assert select["main"]["via"] == [ALICE, "data-engineers", "all-data-team"]
     assert select["main.sales.orders"]["inherited_from"] == "catalog main"
+    assert select["main"]["inherited_by"] == 2  # main.sales and main.sales.orders inherit it
     [owner] = [r for r in doc["uc_grants"] if r["ownership"]]
     assert (owner["full_name"], owner["via"]) == ("main.sales", [ALICE, "data-engineers"])
     chains = {m["group"]: m["chain"] for m in doc["group_memberships"] if m["workspace_name"] is None}
@@ -264,6 +265,25 @@ def test_demo_tenant(capsys):
     doc = as_json(out)
     assert doc["principal"]["display_name"] == "Alice Nguyen" and doc["uc_grants"]
     assert "dapi" not in out + err  # the demo credentials are PATs: none may leak
+
+
+def test_expand_inherited_lists_what_a_large_catalog_grant_covers(monkeypatch, capsys):
+    # a limit of 1 makes the demo's catalog grants "large": listed once, where granted, unless asked
+    monkeypatch.setattr("pytest_dbsec.graph.access.INHERIT_EXPAND_LIMIT", 1)
+
+    def grants(*flags):
+        assert main(["access", "--demo", "--principal", "alice.nguyen@corp.example.com", "--output", "json",
+                     *flags]) == 0
+        return as_json(capsys.readouterr().out)["uc_grants"]
+
+    capped, full = grants(), grants("--expand-inherited")
+    large = [r for r in capped if (r.get("inherited_by") or 0) > 1]
+    assert large and all("--expand-inherited" in r["note"] for r in large)
+    for r in large:
+        source = f"{r['securable_type'].lower()} {r['full_name']}"
+        assert not [x for x in capped if x["inherited_from"] == source and x["privilege"] == r["privilege"]]
+        assert len([x for x in full if x["inherited_from"] == source and x["privilege"] == r["privilege"]
+                    and x["via"] == r["via"]]) == r["inherited_by"]
 
 
 # -- bad input: one line, exit 4 ----------------------------------------------------------------

@@ -36,3 +36,17 @@ def test_account_users_is_everyone_and_sps_are_found_by_display_name():
     assert m.members_of("account users") == {"alice@x.com", "bob@x.com", "app-1"}
     assert m.is_member("app-1", "account users")
     assert m.find("etl-sp").name == "app-1" and not m.get("bob@x.com").active
+
+
+def test_a_group_listing_itself_is_a_cycle_of_one_and_cycles_are_separate():
+    groups = [
+        {"id": "1", "displayName": "solo", "members": [{"value": "1"}]},
+        {"id": "2", "displayName": "a", "members": [{"value": "3"}]},
+        {"id": "3", "displayName": "b", "members": [{"value": "4"}]},
+        {"id": "4", "displayName": "c", "members": [{"value": "2"}]},  # a -> c -> b -> a, three long
+        {"id": "5", "displayName": "outside", "members": [{"value": "2"}]},  # above the ring, not in it
+    ]
+    m = Membership([], groups, [])
+    assert m.cycles() == [["a", "b", "c"], ["solo"]]
+    assert m.groups_of("solo") == set() and m.groups_of("c") == {"a", "b", "outside"}
+    assert m.chains("c") == {"c": ["c"], "b": ["c", "b"], "a": ["c", "b", "a"], "outside": ["c", "b", "a", "outside"]}

@@ -332,3 +332,54 @@ def test_a_job_running_as_an_admin_sp_editable_by_a_non_admin_is_critical():
     assert f["severity"] == "critical" and f["target"] == "job Nightly ETL (ws1)" and f["path"] == [CAROL]
     assert "workspace admin" in f["reason"] and ETL_APP_ID in f["reason"]
     assert not [r for r in g.blast_radius(CAROL)["workspace_roles"] if r["permission_level"] == "ADMIN"]
+
+
+def test_controls_and_the_access_graph_agree_on_membership(inventory, graph):
+    """One membership walk: the view controls build from SCIM (checks/*.py call Membership on a
+    section) and the graph's answers name the same groups, chains and cycles, for every principal,
+    on a tenant with two levels of nesting and a cycle."""
+    from checks.iam import _membership  # exactly how the controls read a SCIM section
+
+    account = _membership(inventory.account.section("account_identities").data)
+    assert account.groups_of(ALICE) == {"data-engineers", "all-data-team"}  # the tenant nests ...
+    assert account.cycles() == graph.cycles() == [["cycle-a", "cycle-b"]]  # ... and has a cycle
+    for name, p in account.principals.items():
+        br = graph.blast_radius(name)
+        chains = {m["group"]: m["chain"] for m in br["group_memberships"]
+                  if m["workspace_name"] is None and m["group"] != "account users"}
+        expected = account.chains(name)
+        assert chains == {g: expected[g] for g in account.groups_of(name)}, name
+        if p.kind == "group":
+            assert account.members_of(name) == {m for m in graph.account_closure.members(name)
+                                                 if graph.principals[m].kind != "group"}, name
+    narrow = AccessGraph.from_inventory(inventory, acl_groups="workspace")
+    for ws_name, scope in inventory.workspaces.items():
+        local = _membership(scope.section("identities").data)
+        assert local.get("admins") is not None  # workspace-local groups are walked too
+        for name in local.principals:
+            assert narrow.workspaces[ws_name].closure.groups_of(name) == local.groups_of(name), (ws_name, name)
+            # the default (all account groups) view only ever adds to the workspace's own
+            assert graph.workspaces[ws_name].closure.groups_of(name) >= local.groups_of(name), (ws_name, name)
+
+
+def test_a_catalog_grant_counts_what_inherits_it_and_is_expanded_up_to_a_limit(graph):
+    full = graph.blast_radius(ALICE)["uc_grants"]
+    [at_catalog] = uc(full, "main", "SELECT")
+    assert at_catalog["inherited_by"] == 2  # schema main.sales and its table main.sales.orders
+    assert {r["full_name"] for r in uc(full, privilege="SELECT")
+            if r["inherited_from"] == "catalog main"} == {"main.sales", "main.sales.orders"}
+    # a limit below what the grant covers: only the record where it was granted, which says so
+    capped = graph.blast_radius(ALICE, expand_inherited=1)["uc_grants"]
+    [at_catalog] = uc(capped, "main", "SELECT")
+    assert at_catalog["inherited_by"] == 2 and "not listed one by one" in at_catalog["note"]
+    assert [r for r in capped if r["inherited_from"] is not None] == []
+    assert [(r["full_name"], r["privilege"], r["via"]) for r in capped] == [
+        (r["full_name"], r["privilege"], r["via"]) for r in full if r["inherited_from"] is None]
+    # bob's USE_SCHEMA on main.sales covers one table: within a limit of 1 it is still listed there
+    [rec] = uc(graph.blast_radius(BOB, expand_inherited=1)["uc_grants"], "main.sales.orders", "USE_SCHEMA")
+    assert rec["inherited_from"] == "schema main.sales"
+    assert len(uc(graph.blast_radius(ALICE, expand_inherited=None)["uc_grants"])) == len(full)
+    # a grant on a table covers nothing below it: no count
+    [direct] = [r for r in uc(graph.blast_radius("etl-sp")["uc_grants"], "main.sales.orders", "SELECT")
+                if r["inherited_from"] is None]
+    assert "inherited_by" not in direct
