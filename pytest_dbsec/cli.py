@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 from .graph.access import (ACCOUNT_SECTIONS, CORE_WORKSPACE_SECTIONS, NAMING_WORKSPACE_SECTIONS,
-                           OBJECT_WORKSPACE_SECTIONS, WORKSPACE_SECTIONS)
+                           OBJECT_WORKSPACE_SECTIONS, ROLE_ACCOUNT_SECTIONS, WORKSPACE_SECTIONS)
 
 USAGE_ERROR = 4
 
@@ -337,9 +337,11 @@ def _access(args) -> int:
 
     ws_sections = CORE_WORKSPACE_SECTIONS + (
         OBJECT_WORKSPACE_SECTIONS + NAMING_WORKSPACE_SECTIONS if args.scan_workspace_objects else ())
-    inventory = _access_inventory(args, ws_sections)
+    # roles on groups/SPs cost one call per identity and only feed escalation findings
+    acc_sections = ACCOUNT_SECTIONS + (ROLE_ACCOUNT_SECTIONS if args.escalation_check else ())
+    inventory = _access_inventory(args, ws_sections, acc_sections)
     # the same restriction for every source: a snapshot answers exactly what a live run would
-    inventory, skipped = _restrict(inventory, set(ws_sections) | set(ACCOUNT_SECTIONS))
+    inventory, skipped = _restrict(inventory, set(ws_sections) | set(acc_sections))
     graph = AccessGraph.from_inventory(inventory)
     # a section left out on purpose is not a gap; everything else the graph missed is
     gaps = [g for g in graph.gaps if g.split(": ", 1)[0] not in skipped]
@@ -420,13 +422,13 @@ def _restrict(inventory, keep: set[str]):
     for name, sc in inventory.workspaces.items():
         out.workspaces[name] = copy(sc)
     for sc in out.scopes():
-        for name in ACCOUNT_SECTIONS if sc.kind == "account" else WORKSPACE_SECTIONS:
+        for name in ACCOUNT_SECTIONS + ROLE_ACCOUNT_SECTIONS if sc.kind == "account" else WORKSPACE_SECTIONS:
             if name not in keep:
                 skipped.add(f"{sc.name}/{name}")
     return out, skipped
 
 
-def _access_inventory(args, ws_sections):
+def _access_inventory(args, ws_sections, acc_sections=ACCOUNT_SECTIONS):
     """The inventory to answer from: a snapshot as is, or freshly collected (demo or live)."""
     from .inventory import ACCOUNT, OK, Inventory, Scope, SnapshotError
 
@@ -478,7 +480,7 @@ def _access_inventory(args, ws_sections):
         if ACCOUNT in targets:
             inv.account = Scope(ACCOUNT, "account", id=ids.get(ACCOUNT))
             collector = Collector(inv, {ACCOUNT: targets[ACCOUNT]}, max_workers=args.max_workers, progress=_progress)
-            collector.ensure([(ACCOUNT, s) for s in ACCOUNT_SECTIONS])
+            collector.ensure([(ACCOUNT, s) for s in acc_sections])
             sec = inv.account.section("account_workspaces")
             if sec.status == OK:
                 names = {str(w.get("workspace_id")): w.get("workspace_name")

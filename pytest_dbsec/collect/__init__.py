@@ -76,6 +76,7 @@ def _load_collectors() -> None:
 # What a credential needs for each API family, said when the API answers 403.
 _NEEDS = [
     ("/api/2.0/accounts/", "account admin rights on the account"),
+    ("/api/2.0/preview/accounts/", "account admin rights on the account (or the manager role on each identity)"),
     ("/api/2.0/token-management", "workspace admin rights (token management lists every user's tokens)"),
     ("/api/2.0/workspace-conf", "workspace admin rights"),
     ("/api/2.0/settings", "workspace admin rights"),
