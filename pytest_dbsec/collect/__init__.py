@@ -151,7 +151,13 @@ class Context:
 
         def run(item):
             with _adopt(log):
-                return func(item)
+                connect._recorder.last = None
+                try:
+                    return func(item)
+                except Exception as e:
+                    # the shared log's last call may be another thread's: name the one that failed
+                    e.dbsec_call = getattr(connect._recorder, "last", None)
+                    raise
 
         with ThreadPoolExecutor(max_workers=min(self._runner.max_workers, len(items))) as pool:
             return list(pool.map(run, items))
@@ -266,7 +272,7 @@ class Collector:
                 if isinstance(e, (SectionDependencyError, AccountCredentialsMissing)):
                     sec.error = str(e)
                 else:
-                    sec.error = describe_failure(e, log.last, self._secrets)
+                    sec.error = describe_failure(e, getattr(e, "dbsec_call", None) or log.last, self._secrets)
         sec.calls = list(log.calls)
         sec.elapsed_s = time.monotonic() - started
         self.inventory.put(scope, sec)

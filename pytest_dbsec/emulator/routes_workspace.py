@@ -220,12 +220,13 @@ def _acl(ctx: Ctx, otype: str, ref) -> list:
             item["display_name"] = disp
         item["all_permissions"].append(perm)
     if ("group_name", "admins") not in merged:
-        # Workspace admins always hold CAN_MANAGE (inherited from the object type's root).
+        # Workspace admins always hold CAN_MANAGE (inherited from the object type's root; for the
+        # workspace tree that is the root folder).
         level = "CAN_MANAGE"
         inherited = otype != "authorization"
         perm = {"permission_level": level, "inherited": inherited}
         if inherited:
-            perm["inherited_from_object"] = [f"/{otype}/"]
+            perm["inherited_from_object"] = ["/directories/" if otype in _TREE_TYPES else f"/{otype}/"]
         merged[("group_name", "admins")] = {"group_name": "admins", "display_name": "admins", "all_permissions": [perm]}
     return list(merged.values())
 
