@@ -15,8 +15,10 @@ reference with examples in ``tenants/README.md``)::
       id, name, cloud (aws|azure|gcp)
       users:              [{userName, displayName, active, externalId?, roles?: [account_admin], id?}]
       service_principals: [{displayName, applicationId?, active, externalId?, roles?, id?,
-                            secrets?: [{id?, status, create_time, expire_time?, update_time?}]}]
-      groups:             [{displayName, externalId?, roles?, id?, members: [principal names]}]
+                            secrets?: [{id?, status, create_time, expire_time?, update_time?}],
+                            grant_rules?: [{role: roles/servicePrincipal.user|manager, principals: [names]}]}]
+      groups:             [{displayName, externalId?, roles?, id?, members: [principal names],
+                            grant_rules?: [{role: roles/group.manager, principals: [names]}]}]
       ip_access_lists:    [IpAccessListInfo]
       settings:           {<setting type>: <value object>}
       log_delivery:       [LogDeliveryConfiguration; workspace_ids_filter may name workspaces]
