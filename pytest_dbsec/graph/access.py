@@ -25,6 +25,7 @@ Public API: ``AccessGraph.from_inventory(inv, acl_groups="all"|"workspace")``, `
 
 from __future__ import annotations
 
+import functools
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -405,10 +406,11 @@ class AccessGraph:
                                                                      else "") + " its secrets", r["via"])
         # roles on identities, code a job runs, compute that runs as a cloud identity (graph/escalation.py)
         objects = br["workspace_object_permissions"]
-        new = escalation.identity_role_findings(p.name, self.rule_sets, reach, self.power_of)
+        power_of = functools.lru_cache(maxsize=None)(self.power_of)  # one walk per target identity
+        new = escalation.identity_role_findings(p.name, self.rule_sets, reach, power_of)
         new += escalation.code_edit_findings(
             p.name, objects, {n: escalation.code_refs(ws.sections.get("jobs")) for n, ws in self.workspaces.items()},
-            self.power_of)
+            power_of)
         new += escalation.cloud_identity_findings(
             objects, {n: ws.sections.get("compute") or {} for n, ws in self.workspaces.items()})
         for f in new:
