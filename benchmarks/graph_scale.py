@@ -207,6 +207,15 @@ def generate(scale: Scale = FULL, seed: int = 5) -> Tenant:
               "principal": {"display_name": g["displayName"], "group_name": g["displayName"],
                             "principal_id": int(g["id"])}} for k, g in enumerate(assigned)]}
         for name in ws_names]})
+    # roles on identities: every group and SP has a rule set; a tenth of the groups name a user as manager
+    inv.account.sections["identity_roles"] = _ok("identity_roles", {"rule_sets": [
+        {"resource_kind": "group", "principal": g["displayName"], "display_name": g["displayName"],
+         "name": f"accounts/bench/groups/{g['id']}/ruleSets/default",
+         "grant_rules": [{"role": "roles/group.manager", "principals": [f"users/{users[k % len(users)]['userName']}"]}]
+         if k % 10 == 0 else []} for k, g in enumerate(groups)] + [
+        {"resource_kind": "service_principal", "principal": sp["applicationId"], "display_name": sp["displayName"],
+         "name": f"accounts/bench/servicePrincipals/{sp['applicationId']}/ruleSets/default", "grant_rules": []}
+        for sp in sps], "vanished": []})
     inv.account.sections["sp_secrets"] = _ok("sp_secrets", {"secrets": {
         sp["id"]: [{"create_time": "2026-01-01T00:00:00Z", "expire_time": "2027-01-01T00:00:00Z",
                     "id": f"secret-{sp['id']}", "secret_hash": "abcd", "status": "ACTIVE"}] for sp in sps}})
@@ -277,6 +286,22 @@ def generate(scale: Scale = FULL, seed: int = 5) -> Tenant:
                            "creation_time": 1_760_000_000_000, "expiry_time": -1 if k % 7 == 0 else 1_800_000_000_000,
                            "owner_id": int(who["id"]), "token_id": f"{name}-token-{k:06d}",
                            "workspace_id": ws_ids[name]})
+        # the workspace tree: team folders, each with a group's direct ACL and a notebook inheriting it
+        tree = []
+        for k in range(200):
+            g = groups[(k * 7) % len(groups)]["displayName"]
+            folder_id, nb_id = 10_000 + 2 * k, 10_001 + 2 * k
+            tree.append({"path": f"/Teams/team-{k}", "object_type": "DIRECTORY", "object_id": folder_id,
+                         "permissions_type": "directories", "acl": {
+                             "object_id": f"/directories/{folder_id}", "object_type": "directory",
+                             "access_control_list": [{"group_name": g, "all_permissions": [
+                                 {"permission_level": "CAN_MANAGE", "inherited": False}]}]}})
+            tree.append({"path": f"/Teams/team-{k}/etl", "object_type": "NOTEBOOK", "object_id": nb_id,
+                         "permissions_type": "notebooks", "acl": {
+                             "object_id": f"/notebooks/{nb_id}", "object_type": "notebook",
+                             "access_control_list": [{"group_name": g, "all_permissions": [
+                                 {"permission_level": "CAN_MANAGE", "inherited": True,
+                                  "inherited_from_object": [f"/directories/{folder_id}"]}]}]}})
         scope = inv.workspaces[name] = Scope(name, "workspace", id=ws_ids[name], host=f"https://{name}.example.com")
         for sec, data in (
                 ("identities", {"users": ws_users, "service_principals": ws_sps, "groups": local}),
@@ -284,6 +309,8 @@ def generate(scale: Scale = FULL, seed: int = 5) -> Tenant:
                 ("uc", uc),
                 ("tokens", {"token_infos": tokens}),
                 ("object_acls", {"acls": acls}),
+                ("workspace_acls", {"objects": tree, "found": len(tree), "limit": 20_000, "truncated": False,
+                                    "listing_errors": [], "vanished": []}),
                 ("jobs", {"jobs": jobs, "pipelines": pipelines, "credential_matches": []}),
                 ("secrets", {"scopes": scopes}),
                 ("compute", {"clusters": clusters, "cluster_policies": [], "instance_pools": []})):

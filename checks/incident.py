@@ -19,8 +19,10 @@ Semantic decisions (the report of issue 5 repeats them):
   children they reach by inheritance: one finding per REVOKE, not one per table.
 * A token counts until it expires (judged at the time the data was read); an OAuth secret counts
   unless its status says otherwise or it has expired. Unknown status or expiry counts (fail closed).
-* Notebook/folder/file ACLs are not collected by the inventory yet: INC-03 covers the object types
-  the ``object_acls`` and ``authorization_acls`` sections read.
+* INC-03 covers the object types ``object_acls`` and ``authorization_acls`` read, and every folder,
+  notebook, file and repo of the workspace tree (``workspace_acls``, entries inherited from folders
+  included). That tree is read up to a cap; a tree over the cap or a folder that could not be listed
+  makes INC-03 ERROR (the remaining access cannot be proven absent), never pass.
 
 ``remaining()`` and ``containment_plan()`` are shared with the plugin, which prints the plan.
 """
@@ -44,7 +46,7 @@ NEEDS = {
     "INC-01": {"account_identities", "account_workspaces", "identities"},
     "INC-02": {"account_identities", "identities", "uc"},
     "INC-03": {"account_identities", "identities", "object_acls", "authorization_acls", "compute", "jobs",
-               "workspace_objects"},
+               "workspace_objects", "workspace_acls"},
     "INC-04": {"account_identities", "tokens", "sp_secrets"},
     "INC-05": {"account_identities", "jobs"},
     "INC-06": {"account_identities", "identities"},
@@ -202,8 +204,9 @@ def test_INC_02_no_data_access_left(access_graph, dbsec_inventory, dbsec_princip
 @pytest.mark.dbsec(
     id="INC-03", title="No object permissions left", severity="critical", scope="account",
     sections=["account_identities"], refs=_REFS,
-    rationale="An ACL on a job, cluster, pipeline, warehouse, dashboard, serving endpoint or repo lets the identity "
-              "run, read or change it (and act as the job's run_as identity).",
+    rationale="An ACL on a job, cluster, pipeline, warehouse, dashboard, serving endpoint, repo, folder, notebook or "
+              "file lets the identity run, read or change it (and act as the run_as identity of a job whose code it "
+              "can edit).",
     remediation="Remove its entries from the object ACLs (Permissions API) and transfer ownership. " + _REMEDIATION,
 )
 def test_INC_03_no_object_permissions_left(access_graph, dbsec_inventory, dbsec_principal, findings):

@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 from .graph.access import (ACCOUNT_SECTIONS, CORE_WORKSPACE_SECTIONS, NAMING_WORKSPACE_SECTIONS,
-                           OBJECT_WORKSPACE_SECTIONS, WORKSPACE_SECTIONS)
+                           OBJECT_WORKSPACE_SECTIONS, ROLE_ACCOUNT_SECTIONS, WORKSPACE_SECTIONS)
 
 USAGE_ERROR = 4
 
@@ -421,21 +421,23 @@ def _access(args) -> int:
 
     ws_sections = CORE_WORKSPACE_SECTIONS + (
         OBJECT_WORKSPACE_SECTIONS + NAMING_WORKSPACE_SECTIONS if args.scan_workspace_objects else ())
+    # roles on groups/SPs cost one call per identity and only feed escalation findings
+    acc_sections = ACCOUNT_SECTIONS + (ROLE_ACCOUNT_SECTIONS if args.escalation_check else ())
     session: dict = {}
     try:
-        return _access_answer(args, ws_sections, types, session)
+        return _access_answer(args, ws_sections, acc_sections, types, session)
     finally:
         if session.get("emulator") is not None:
             session["emulator"].stop()
 
 
-def _access_answer(args, ws_sections, types, session) -> int:
+def _access_answer(args, ws_sections, acc_sections, types, session) -> int:
     from .graph.access import INHERIT_EXPAND_LIMIT, AccessGraph, UnknownPrincipal, UnknownResource
     from .report import access as report
 
-    inventory = _access_inventory(args, ws_sections, session)
+    inventory = _access_inventory(args, ws_sections, acc_sections, session)
     # the same restriction for every source: a snapshot answers exactly what a live run would
-    inventory, skipped = _restrict(inventory, set(ws_sections) | set(ACCOUNT_SECTIONS))
+    inventory, skipped = _restrict(inventory, set(ws_sections) | set(acc_sections))
     graph = AccessGraph.from_inventory(inventory)
     # a section left out on purpose is not a gap; everything else the graph missed is
     gaps = [g for g in graph.gaps if g.split(": ", 1)[0] not in skipped]
@@ -527,7 +529,7 @@ def _restrict(inventory, keep: set[str]):
     for name, sc in inventory.workspaces.items():
         out.workspaces[name] = copy(sc)
     for sc in out.scopes():
-        for name in ACCOUNT_SECTIONS if sc.kind == "account" else WORKSPACE_SECTIONS:
+        for name in ACCOUNT_SECTIONS + ROLE_ACCOUNT_SECTIONS if sc.kind == "account" else WORKSPACE_SECTIONS:
             if name not in keep:
                 skipped.add(f"{sc.name}/{name}")
     return out, skipped
@@ -569,7 +571,7 @@ def _audit_actions(args, principal: dict, inventory, session) -> tuple[dict, lis
     return meta, records, None
 
 
-def _access_inventory(args, ws_sections, session):
+def _access_inventory(args, ws_sections, acc_sections, session):
     """The inventory to answer from: a snapshot as is, or freshly collected (demo or live). ``session``
     receives what a later warehouse query needs: the emulator to stop, the collector, the first workspace."""
     from .inventory import ACCOUNT, OK, Inventory, Scope, SnapshotError
@@ -594,7 +596,7 @@ def _access_inventory(args, ws_sections, session):
         targets[ACCOUNT] = Target(ACCOUNT, kind="account", host=emulator.account_url,
                                   account_id=emulator.account_id, token=emulator.token_for("dbsec-auditor"))
     elif args.databricks_account_profile and not args.databricks_profile:
-        return _account_wide_inventory(args, ws_sections, session)
+        return _account_wide_inventory(args, ws_sections, acc_sections, session)
     else:
         for profile in args.databricks_profile:
             targets[profile] = Target(profile, profile=profile)
@@ -617,7 +619,7 @@ def _access_inventory(args, ws_sections, session):
     if ACCOUNT in targets:
         inv.account = Scope(ACCOUNT, "account", id=ids.get(ACCOUNT))
         collector = Collector(inv, {ACCOUNT: targets[ACCOUNT]}, max_workers=args.max_workers, progress=_progress)
-        collector.ensure([(ACCOUNT, s) for s in ACCOUNT_SECTIONS])
+        collector.ensure([(ACCOUNT, s) for s in acc_sections])
         sec = inv.account.section("account_workspaces")
         if sec.status == OK:
             names = {str(w.get("workspace_id")): w.get("workspace_name")
@@ -651,7 +653,7 @@ def _urls(args) -> list[str]:
         raise InputError(str(e)) from None
 
 
-def _account_wide_inventory(args, ws_sections, session):
+def _account_wide_inventory(args, ws_sections, acc_sections, session):
     """Every workspace of the account (or those --workspaces picks), reached with the account's
     credentials, as an account-wide pytest run does (pytest_dbsec/targets.py). A workspace that cannot
     be read is a gap in the answer, said on stderr, not a reason to give no answer."""
@@ -694,7 +696,7 @@ def _account_wide_inventory(args, ws_sections, session):
             raise ConnectError(unavailable[target.name])
         return account_client(target) if target.kind == "account" else workspace_client(target)
 
-    wanted = [(ACCOUNT, s) for s in ACCOUNT_SECTIONS] + [(ws, s) for ws in inv.workspaces for s in ws_sections]
+    wanted = [(ACCOUNT, s) for s in acc_sections] + [(ws, s) for ws in inv.workspaces for s in ws_sections]
     session["collector"] = Collector(inv, targets, max_workers=args.max_workers, progress=_progress,
                                      client_factory=client)
     session["collector"].ensure(wanted)

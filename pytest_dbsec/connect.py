@@ -256,7 +256,9 @@ def _on_response(response, *args, **kwargs):
     if log is not None:
         req = response.request
         path = req.path_url.split("?", 1)[0]
-        log.calls.append({"method": req.method, "path": path, "status": response.status_code})
+        call = {"method": req.method, "path": path, "status": response.status_code}
+        log.calls.append(call)
+        _recorder.last = call  # this thread's own last call (a fan-out's threads share one log)
     return response
 
 

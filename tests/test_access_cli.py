@@ -231,10 +231,11 @@ def _snapshot(emu, path: Path) -> Path:
     targets[ACCOUNT] = Target(ACCOUNT, kind="account", host=emu.account_url, account_id=emu.account_id,
                               token=emu.token_for("dbsec-auditor"))
     inv.account = Scope(ACCOUNT, "account")
-    sections = ("identities", "uc", "tokens", "object_acls", "jobs", "secrets", "compute", "workspace_objects")
+    sections = ("identities", "uc", "tokens", "object_acls", "jobs", "secrets", "compute", "workspace_objects",
+                "workspace_acls")
     Collector(inv, targets, progress=lambda m: None).ensure(
         [(ws, s) for ws in inv.workspaces for s in sections]
-        + [(ACCOUNT, s) for s in ("account_identities", "account_workspaces", "sp_secrets")])
+        + [(ACCOUNT, s) for s in ("account_identities", "account_workspaces", "sp_secrets", "identity_roles")])
     return inv.save(path)
 
 

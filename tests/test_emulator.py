@@ -598,6 +598,10 @@ def test_tenant_validation_errors_name_the_key(tmp_path):
         ({"workspaces": [{"name": "w", "tokens": [{"owner": "a@x.com", "creation_time": "now"}]}]}, r"tokens\[0\]\.expiry_time"),
         ({"workspaces": [{"name": "w", "metastore": "nope"}]}, r"account\.workspaces\[0\]\.metastore: unknown metastore"),
         ({"workspaces": [{"name": "w", "clusters": [{"cluster_name": "c", "data_security_mode": "OPEN"}]}]}, r"data_security_mode: 'OPEN'"),
+        ({"groups": [{"displayName": "g", "grant_rules": [{"role": "roles/servicePrincipal.user", "principals": ["a@x.com"]}]}]},
+         r"account\.groups\[0\]\.grant_rules\[0\]\.role: 'roles/servicePrincipal\.user' is not one of roles/group\.manager"),
+        ({"groups": [{"displayName": "g", "grant_rules": [{"role": "roles/group.manager", "principals": ["zz"]}]}]},
+         r"account\.groups\[0\]\.grant_rules\[0\]\.principals\[0\]: unknown"),
     ]
     for extra, pattern in cases:
         data = copy.deepcopy(base)

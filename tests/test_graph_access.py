@@ -25,8 +25,9 @@ ALICE, BOB, CAROL, DAVE, EVE, FRANK = (f"{n}@corp.example.com" for n in
                                        ("alice", "bob", "carol", "dave", "eve", "frank"))
 ETL_APP_ID = "7f1c2b9e-0000-4000-8000-00000000e71b"
 AUDITOR_APP_ID = "7f1c2b9e-0000-4000-8000-00000000a001"
-WS_SECTIONS = ("identities", "uc", "object_acls", "secrets", "jobs", "tokens", "admin_assignments")
-ACC_SECTIONS = ("account_identities", "account_workspaces", "sp_secrets")
+WS_SECTIONS = ("identities", "uc", "object_acls", "secrets", "jobs", "tokens", "admin_assignments", "compute",
+               "workspace_acls")
+ACC_SECTIONS = ("account_identities", "account_workspaces", "sp_secrets", "identity_roles")
 
 
 def collect(tenant: dict, account: bool = True, faults=()) -> Inventory:

@@ -78,6 +78,7 @@ def _load_collectors() -> None:
 # What a credential needs for each API family, said when the API answers 403.
 _NEEDS = [
     ("/api/2.0/accounts/", "account admin rights on the account"),
+    ("/api/2.0/preview/accounts/", "account admin rights on the account (or the manager role on each identity)"),
     ("/api/2.0/token-management", "workspace admin rights (token management lists every user's tokens)"),
     ("/api/2.0/workspace-conf", "workspace admin rights"),
     ("/api/2.0/settings", "workspace admin rights"),
@@ -165,7 +166,13 @@ class Context:
 
         def run(item):
             with _adopt(log):
-                return func(item)
+                connect._recorder.last = None
+                try:
+                    return func(item)
+                except Exception as e:
+                    # the shared log's last call may be another thread's: name the one that failed
+                    e.dbsec_call = getattr(connect._recorder, "last", None)
+                    raise
 
         with ThreadPoolExecutor(max_workers=min(self._runner.max_workers, len(items))) as pool:
             return list(pool.map(run, items))
@@ -281,7 +288,7 @@ class Collector:
                 if isinstance(e, (SectionDependencyError, AccountCredentialsMissing)):
                     sec.error = str(e)
                 else:
-                    sec.error = describe_failure(e, log.last, self._secrets)
+                    sec.error = describe_failure(e, getattr(e, "dbsec_call", None) or log.last, self._secrets)
         sec.calls = list(log.calls)
         sec.elapsed_s = time.monotonic() - started
         self.inventory.put(scope, sec)

@@ -13,6 +13,8 @@ the section fails with the reason, and the controls that need it ERROR (never a 
 
 from __future__ import annotations
 
+from databricks.sdk.errors import NotFound
+
 from . import section
 from .workspace import _dicts
 
@@ -39,3 +41,39 @@ def admin_assignments(w, ctx):
             "service_principals": _dicts(a.service_principals.list(attributes=_SP_ATTRS)),
         },
     }
+
+
+# Roles on identities (access-control rule sets). A group's rule set is named by its SCIM id, a service
+# principal's by its applicationId (SDK docstring of AccountAccessControlAPI.get_rule_set).
+IDENTITY_ROLES = ("roles/group.manager", "roles/servicePrincipal.manager", "roles/servicePrincipal.user")
+
+
+@section("identity_roles", "account", needs=("account_identities",),
+         title="roles on groups and service principals (group manager, service principal user/manager)")
+def identity_roles(a, ctx):
+    """One rule-set read per account group and service principal. A denied read fails the section (its
+    reason says which call); an identity deleted between the listing and its read is recorded as vanished."""
+    ids = ctx.data("account_identities")
+    acct = a.config.account_id
+    # (kind, the name grants and the graph use, display name, rule-set name)
+    wanted = [("group", g.get("displayName") or g["id"], g.get("displayName"),
+               f"accounts/{acct}/groups/{g['id']}/ruleSets/default") for g in ids.get("groups") or []]
+    wanted += [("service_principal", sp.get("applicationId"), sp.get("displayName"),
+                f"accounts/{acct}/servicePrincipals/{sp['applicationId']}/ruleSets/default")
+               for sp in ids.get("service_principals") or [] if sp.get("applicationId")]
+
+    def read(item):
+        try:
+            # etag "": no freshness requirement (the only value a read may send without a prior read)
+            return a.access_control.get_rule_set(name=item[3], etag="").as_dict()
+        except NotFound:
+            return None
+
+    rule_sets, vanished = [], []
+    for (kind, key, display, name), rs in zip(wanted, ctx.fan_out(read, wanted)):
+        if rs is None:
+            vanished.append(name)
+            continue
+        rule_sets.append({"resource_kind": kind, "principal": key, "display_name": display, "name": name,
+                          "grant_rules": rs.get("grant_rules") or []})
+    return {"rule_sets": rule_sets, "vanished": vanished}

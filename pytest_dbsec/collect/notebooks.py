@@ -201,3 +201,70 @@ def job_code(w, ctx):
     repo_acls = ctx.fan_out(acl, repo_infos)
     return {"code": code,
             "repos": [{"path": r, "object": i, "acl": a} for r, i, a in zip(repos, repo_infos, repo_acls)]}
+
+
+# Most workspace objects (folders, notebooks, files, repos) whose ACL is read per workspace: one call
+# each. A tree larger than this is read up to the cap (folders first, level by level: their entries are
+# inherited by everything below) and the section says it is incomplete; answers resting on it say so.
+TREE_ACL_LIMIT = 20000
+TREE_ACL_TYPES = {"DIRECTORY": "directories", "NOTEBOOK": "notebooks", "FILE": "files", "REPO": "repos"}
+
+
+@section("workspace_acls", "workspace",
+         title="permissions of folders, notebooks, files and repos (the whole workspace tree, capped)")
+def workspace_acls(w, ctx):
+    """The workspace tree walked level by level from ``/`` (a folder's listing failing is recorded, the
+    root's failing fails the section), then ``GET /api/2.0/permissions/{type}/{object_id}`` for each
+    object up to TREE_ACL_LIMIT. Entries a folder passes down come back flagged ``inherited`` with
+    ``inherited_from_object``. A denied permissions read fails the section: a partial view of who can
+    edit code must not pass as a complete one."""
+    objects: list[dict] = []
+    listing_errors: list[dict] = []
+    level, first = ["/"], True
+    while level:
+        def list_dir(path):
+            try:
+                return path, [o.as_dict() for o in w.workspace.list(path)], None
+            except DatabricksError as e:
+                if first:
+                    raise
+                return path, [], e
+
+        next_level: list[str] = []
+        for path, children, err in ctx.fan_out(list_dir, level):
+            if err is not None:
+                listing_errors.append({"path": path, "reason": describe_failure(err, None)})
+                continue
+            for o in children:
+                if o.get("path") == path:
+                    continue
+                objects.append(o)
+                if o.get("object_type") in ("DIRECTORY", "REPO") and o.get("path"):
+                    next_level.append(o["path"])
+        first = False
+        level = sorted(set(next_level))
+    wanted = [o for o in objects if o.get("object_type") in TREE_ACL_TYPES and o.get("object_id") is not None]
+    read = wanted[:TREE_ACL_LIMIT]  # breadth-first order: folders near the root come first
+
+    def get(o):
+        try:
+            return w.api_client.do("GET", f"/api/2.0/permissions/{TREE_ACL_TYPES[o['object_type']]}/{o['object_id']}")
+        except NotFound:
+            return None  # deleted between the listing and this call
+
+    out, vanished = [], []
+    for o, acl in zip(read, ctx.fan_out(get, read)):
+        entry = {"path": o.get("path"), "object_type": o.get("object_type"), "object_id": o.get("object_id"),
+                 "permissions_type": TREE_ACL_TYPES[o["object_type"]]}
+        if acl is None:
+            vanished.append(entry)
+        else:
+            out.append({**entry, "acl": acl})
+    return {
+        "objects": out,
+        "found": len(wanted),  # objects listed that have ACLs
+        "limit": TREE_ACL_LIMIT,
+        "truncated": len(wanted) > TREE_ACL_LIMIT,
+        "listing_errors": listing_errors,  # folders that could not be listed: their content is unknown
+        "vanished": vanished,
+    }

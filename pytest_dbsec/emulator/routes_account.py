@@ -7,11 +7,13 @@ JSON array, as the real service returns it.
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 
 from . import scim, wire
 from .routes_uc import render_metastore
 from .routes_workspace import setting_response
-from .routing import ACCOUNT_ADMIN, PUBLIC, Ctx, RouteTable, not_found, paged
+from .routing import ACCOUNT_ADMIN, PUBLIC, Ctx, RouteTable, bad_request, not_found, paged
 
 ROUTES = RouteTable()
 
@@ -64,6 +66,45 @@ def _scim_get(kind, label):
 for _kind, _seg, _label in (("user", "Users", "User"), ("group", "Groups", "Group"), ("sp", "ServicePrincipals", "Service principal")):
     route(f"{A}/scim/v2/{_seg}")(_scim_list(_kind))
     route(f"{A}/scim/v2/{_seg}/{{id}}")(_scim_get(_kind, _label))
+
+
+# ------------------------------------------------------------------- access-control rule sets
+
+_RULE_SET_PREFIX = {"user": "users", "sp": "servicePrincipals", "group": "groups"}
+
+
+@route("/api/2.0/preview/accounts/{account_id}/access-control/rule-sets")
+def rule_set_get(ctx: Ctx):
+    """The default rule set of a group (named by its SCIM id) or a service principal (named by its
+    applicationId): the roles granted on that identity, principals as users/<userName>,
+    groups/<displayName>, servicePrincipals/<applicationId>."""
+    _check_account(ctx)
+    name = ctx.require("name")
+    parts = name.split("/")
+    if len(parts) != 6 or parts[0] != "accounts" or parts[4:] != ["ruleSets", "default"] \
+            or parts[2] not in ("groups", "servicePrincipals"):
+        raise bad_request(f"Invalid rule set name: {name}")
+    if parts[1] != str(ctx.account["id"]):
+        raise not_found(f"Account {parts[1]} does not exist.")
+    d = ctx.state.directory
+    if parts[2] == "groups":
+        target = d.by_id.get(parts[3])
+        target = target if target is not None and target.kind == "group" else None
+    else:
+        target = d.sps.get(parts[3])
+    if target is None:
+        raise not_found(f"Resource {'/'.join(parts[:4])} does not exist.")
+    rules = []
+    for rule in target.obj.get("grant_rules") or []:
+        principals = []
+        for n in rule.get("principals") or []:
+            p = d.lookup(n)[0]
+            principals.append(f"{_RULE_SET_PREFIX[p.kind]}/{p.name}")
+        rules.append({"role": rule["role"], "principals": principals})
+    out = {"name": name, "etag": hashlib.sha256(json.dumps(rules, sort_keys=True).encode()).hexdigest()[:24]}
+    if rules:
+        out["grant_rules"] = rules
+    return out
 
 
 # ---------------------------------------------------------------------------------- workspaces

@@ -207,6 +207,7 @@ def _acl(ctx: Ctx, otype: str, ref) -> list:
             key = "service_principal_name" if found and found[0].kind == "sp" else "user_name"
             entries.append({key: ref.creator, "permission_level": owner_level})
         declared = entries
+    declared = list(declared) + _inherited_from_folders(ctx, otype, ref)
     merged: dict = {}
     for e in declared:
         key = next(k for k in ("user_name", "group_name", "service_principal_name") if e.get(k) is not None)
@@ -220,14 +221,41 @@ def _acl(ctx: Ctx, otype: str, ref) -> list:
             item["display_name"] = disp
         item["all_permissions"].append(perm)
     if ("group_name", "admins") not in merged:
-        # Workspace admins always hold CAN_MANAGE (inherited from the object type's root).
+        # Workspace admins always hold CAN_MANAGE (inherited from the object type's root; for the
+        # workspace tree that is the root folder).
         level = "CAN_MANAGE"
         inherited = otype != "authorization"
         perm = {"permission_level": level, "inherited": inherited}
         if inherited:
-            perm["inherited_from_object"] = [f"/{otype}/"]
+            perm["inherited_from_object"] = ["/directories/" if otype in _TREE_TYPES else f"/{otype}/"]
         merged[("group_name", "admins")] = {"group_name": "admins", "display_name": "admins", "all_permissions": [perm]}
     return list(merged.values())
+
+
+_TREE_TYPES = ("notebooks", "files", "directories", "repos")
+
+
+def _inherited_from_folders(ctx: Ctx, otype: str, ref) -> List[dict]:
+    """Workspace objects inherit the ACL entries of every folder above them: each comes back flagged
+    ``inherited`` with ``inherited_from_object: ["/directories/<id>"]`` naming the folder."""
+    path = ref.obj.get("path") if isinstance(ref.obj, dict) else None
+    if otype not in _TREE_TYPES or not path:
+        return []
+    perms = ctx.ws.get("permissions") or {}
+    objs = tree(ctx.ws)
+    out: List[dict] = []
+    d = posixpath.dirname(path.rstrip("/")) if path != "/" else None
+    while d:
+        folder = objs.get(d)
+        if folder is not None:
+            entries = perms.get(f"directories/{d}") or perms.get(f"directories/{folder['object_id']}") or []
+            for e in entries:
+                if not e.get("inherited"):
+                    out.append({**e, "inherited": True, "inherited_from_object": [f"/directories/{folder['object_id']}"]})
+        if d == "/":
+            break
+        d = posixpath.dirname(d)
+    return out
 
 
 def _find_or_404(ctx: Ctx, otype: str, oid: str):

@@ -15,8 +15,10 @@ reference with examples in ``tenants/README.md``)::
       id, name, cloud (aws|azure|gcp)
       users:              [{userName, displayName, active, externalId?, roles?: [account_admin], id?}]
       service_principals: [{displayName, applicationId?, active, externalId?, roles?, id?,
-                            secrets?: [{id?, status, create_time, expire_time?, update_time?}]}]
-      groups:             [{displayName, externalId?, roles?, id?, members: [principal names]}]
+                            secrets?: [{id?, status, create_time, expire_time?, update_time?}],
+                            grant_rules?: [{role: roles/servicePrincipal.user|manager, principals: [names]}]}]
+      groups:             [{displayName, externalId?, roles?, id?, members: [principal names],
+                            grant_rules?: [{role: roles/group.manager, principals: [names]}]}]
       ip_access_lists:    [IpAccessListInfo]
       settings:           {<setting type>: <value object>}
       log_delivery:       [LogDeliveryConfiguration; workspace_ids_filter may name workspaces]
@@ -276,6 +278,7 @@ def normalize(tenant: dict, *, lines: Optional[Dict[tuple, int]] = None, source:
     _norm_identities(acct, ap, ck)
     directory = Directory(acct, ck.err)
     _check_account_roles(acct, ap, ck)
+    _check_rule_sets(acct, ap, ck, directory)
 
     ws_names = {}
     for i, ws in enumerate(ck.mappings(acct, "workspaces", ap)):
@@ -320,7 +323,8 @@ def _norm_identities(acct: dict, ap: tuple, ck: Checker) -> None:
         ck.boolean(u, "active", p, default=True)
         ck.string(u, "externalId", p, required=False)
         ck.names(u, "roles", p)
-    sp_keys = {"id", "applicationId", "displayName", "active", "externalId", "roles", "secrets", "entitlements"}
+    sp_keys = {"id", "applicationId", "displayName", "active", "externalId", "roles", "secrets", "entitlements",
+               "grant_rules"}
     secret_keys = {"id", "status", "create_time", "update_time", "expire_time", "secret_hash", "scopes"}
     apps = {}
     for i, s in enumerate(ck.mappings(acct, "service_principals", ap)):
@@ -346,7 +350,7 @@ def _norm_identities(acct: dict, ap: tuple, ck: Checker) -> None:
             if "create_time" not in sec:
                 ck.err(sp_ + ("create_time",), "required time is missing")
             sec.setdefault("update_time", sec["create_time"])
-    group_keys = {"id", "displayName", "externalId", "members", "roles", "entitlements"}
+    group_keys = {"id", "displayName", "externalId", "members", "roles", "entitlements", "grant_rules"}
     gnames = {}
     for i, g in enumerate(ck.mappings(acct, "groups", ap)):
         p = ap + ("groups", i)
@@ -370,6 +374,20 @@ def _check_account_roles(acct, ap, ck):
             for j, r in enumerate(o.get("roles") or []):
                 if r not in wire.ACCOUNT_ROLES:
                     ck.err(ap + (key, i, "roles", j), f"{r!r} is not one of {', '.join(sorted(wire.ACCOUNT_ROLES))}")
+
+
+def _check_rule_sets(acct, ap, ck, directory: Directory) -> None:
+    """``grant_rules`` on a group or service principal: its account rule set (roles on the identity)."""
+    for key, roles in (("groups", wire.GROUP_RULE_SET_ROLES), ("service_principals", wire.SP_RULE_SET_ROLES)):
+        for i, o in enumerate(acct.get(key) or []):
+            for j, rule in enumerate(ck.mappings(o, "grant_rules", ap + (key, i))):
+                rp = ap + (key, i, "grant_rules", j)
+                ck.mapping(rule, rp, {"role", "principals"})
+                role = ck.string(rule, "role", rp)
+                if role not in roles:
+                    ck.err(rp + ("role",), f"{role!r} is not one of {', '.join(sorted(roles))}")
+                for k, name in enumerate(ck.names(rule, "principals", rp)):
+                    directory.resolve(name, rp + ("principals", k))
 
 
 def _norm_credentials(tenant, ck: Checker, directory: Directory, ws_names) -> None:

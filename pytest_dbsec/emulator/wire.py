@@ -33,6 +33,9 @@ WORKSPACE_WIRE_FIELDS = (
 
 
 ACCOUNT_ROLES = {"account_admin", "marketplace.admin", "billing_admin"}
+# roles an account rule set may grant on a group / a service principal (access-control rule-sets API)
+GROUP_RULE_SET_ROLES = {"roles/group.manager"}
+SP_RULE_SET_ROLES = {"roles/servicePrincipal.manager", "roles/servicePrincipal.user"}
 
 IP_LIST_TYPES = {"ALLOW", "BLOCK"}
 

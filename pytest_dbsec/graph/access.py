@@ -39,6 +39,7 @@ Public API: ``AccessGraph.from_inventory(inv, acl_groups="all"|"workspace")``, `
 
 from __future__ import annotations
 
+import functools
 import gc
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ from operator import itemgetter
 
 from ..inventory import ACCOUNT, OK, Inventory, Scope
 from . import ACCOUNT_USERS, GROUP, SERVICE_PRINCIPAL, USER, Membership, Principal
+from . import escalation
 
 # privileges ALL_PRIVILEGES does NOT stand for: it excludes them to avoid exfiltration/escalation
 NOT_IN_ALL_PRIVILEGES = frozenset({"MANAGE", "EXTERNAL_USE_SCHEMA", "EXTERNAL_USE_LOCATION"})
@@ -60,7 +62,10 @@ INHERIT_EXPAND_LIMIT = 1000
 # may leave them out. A required section that is missing is a gap: the answer says it is incomplete.
 ACCOUNT_SECTIONS = ("account_identities", "account_workspaces", "sp_secrets")
 CORE_WORKSPACE_SECTIONS = ("identities", "uc", "tokens")
-OBJECT_WORKSPACE_SECTIONS = ("object_acls", "jobs", "secrets")
+OBJECT_WORKSPACE_SECTIONS = ("object_acls", "jobs", "secrets", "workspace_acls")
+# roles on groups and service principals (group manager, SP user/manager): one call per identity, read
+# for escalation answers only; missing, it is a gap (escalation findings may be missing edges)
+ROLE_ACCOUNT_SECTIONS = ("identity_roles",)
 WORKSPACE_SECTIONS = CORE_WORKSPACE_SECTIONS + OBJECT_WORKSPACE_SECTIONS
 # optional, read when present: object names (compute, workspace_objects) and the tokens/passwords ACL
 NAMING_WORKSPACE_SECTIONS = ("compute", "workspace_objects", "authorization_acls")
@@ -165,6 +170,7 @@ class AccessGraph:
         self.assignments: dict[str, list[tuple[str, str]]] = {}
         self.workspace_ids: dict[str, int | str | None] = {}
         self.sp_secrets: dict[str, list[dict]] | None = None
+        self.rule_sets: list[dict] = []  # identity_roles: roles granted on groups and service principals
         # Unity Catalog, deduplicated per metastore (several workspaces share one)
         self.securables: dict[tuple[str, str], dict] = {}  # (TYPE, full_name) -> {owner, parent, metastore}
         self.grants: dict[tuple[str, str], list[dict]] = {}  # securable -> its direct grants, as read
@@ -212,6 +218,8 @@ class AccessGraph:
                 g.assignments[name] = _assignments(ws.get("permission_assignments"))
         if "sp_secrets" in acc_data:
             g.sp_secrets = acc_data["sp_secrets"].get("secrets") or {}
+        if acc is not None:
+            g.rule_sets = (g._ok_sections(acc, ROLE_ACCOUNT_SECTIONS).get("identity_roles") or {}).get("rule_sets") or []
         for scope in inventory.workspaces.values():
             g._add_workspace(scope, have_account_ids="account_identities" in acc_data)
         g._index_uc()
@@ -245,6 +253,7 @@ class AccessGraph:
 
     def _add_workspace(self, scope: Scope, have_account_ids: bool) -> None:
         data = self._ok_sections(scope, WORKSPACE_SECTIONS)
+        self.gaps += escalation.tree_gaps(scope.name, data.get("workspace_acls"))
         for extra in (*NAMING_WORKSPACE_SECTIONS, "admin_assignments"):
             if scope.section(extra).status == OK:  # optional: names of objects, a second assignment source
                 data[extra] = scope.section(extra).data or {}
@@ -379,7 +388,10 @@ class AccessGraph:
             for g in sorted(ws.local_groups & ws_reach.keys()):
                 out["group_memberships"].append({"group": g, "chain": ws_reach[g], "workspace_name": ws.name})
             out["workspace_roles"] += self._workspace_roles(ws, reach, ws_reach)
-            out["workspace_object_permissions"] += self._object_permissions(ws, ws_reach)
+            objects = self._object_permissions(ws, ws_reach)
+            objects += escalation.tree_permissions(ws.name, ws.id, ws.sections.get("workspace_acls"), ws_reach,
+                                                   {(r["object_type"], r["object_id"]) for r in objects})
+            out["workspace_object_permissions"] += objects
             out["secret_scopes"] += self._secret_scopes(ws, ws_reach)
             out["run_as"] += [dict(r) for r in ws.run_as.get(p.name, ())]  # callers may annotate records
             out["credentials"] += self._tokens(ws, p)
@@ -391,8 +403,8 @@ class AccessGraph:
 
     def _escalations(self, p: Principal, reach, br: dict) -> list[dict]:
         """What the principal can turn into more access (shared/access-model.md 1.5). One finding per
-        (kind, target), with the shortest path. Group-manager and service-principal-user roles are not
-        in the inventory yet, so those edges are not computed."""
+        (kind, target), with the shortest path. The edges through roles on identities, code a job runs
+        and compute with a cloud identity are in graph/escalation.py."""
         out, seen = [], set()
 
         def add(kind, severity, target, reason, path):
@@ -444,7 +456,37 @@ class AccessGraph:
                     f"secret scope {r['scope']} ({r['workspace_name']})",
                     f"{r['permission']} on a secret scope: poison" + (" or re-ACL" if r["permission"] == "MANAGE"
                                                                      else "") + " its secrets", r["via"])
+        # roles on identities, code a job runs, compute that runs as a cloud identity (graph/escalation.py)
+        objects = br["workspace_object_permissions"]
+        power_of = functools.lru_cache(maxsize=None)(self.power_of)  # one walk per target identity
+        new = escalation.identity_role_findings(p.name, self.rule_sets, reach, power_of)
+        new += escalation.code_edit_findings(
+            p.name, objects, {n: escalation.code_refs(ws.sections.get("jobs")) for n, ws in self.workspaces.items()},
+            power_of)
+        new += escalation.cloud_identity_findings(
+            objects, {n: ws.sections.get("compute") or {} for n, ws in self.workspaces.items()})
+        for f in new:
+            if (f["kind"], f["target"]) not in seen:
+                seen.add((f["kind"], f["target"]))
+                out.append(f)
         return out
+
+    def power_of(self, name: str, ws_name: str | None = None) -> dict:
+        """What an identity holds, for the severity of an edge leading to it: account admin, the
+        workspaces it administers (``ws_name``: only that one), metastores it owns, and how many Unity
+        Catalog privileges/ownerships it has beyond what `account users` gives everyone."""
+        p = self.principals.get(name)
+        if p is None:
+            return {}
+        reach = self._reach(p, self.account_closure)
+        uc = [r for r in self._uc_grants(reach) if ACCOUNT_USERS not in r["via"]]
+        return {
+            "account_admin": any("account_admin" in self.roles.get(g, ()) for g in reach),
+            "workspace_admin": [ws.name for ws in self.workspaces.values() if ws_name in (None, ws.name)
+                                and self._is_workspace_admin(name, ws.name)],
+            "metastore_admin": [r["full_name"] for r in uc if r["ownership"] and r["securable_type"] == "METASTORE"],
+            "uc_grants": len(uc),
+        }
 
     def _is_workspace_admin(self, name: str, ws_name: str) -> bool:
         if (name, ws_name) not in self._is_admin:

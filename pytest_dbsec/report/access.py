@@ -31,7 +31,8 @@ CSV_COLUMNS = ("side", "principal", "record", "workspace_name", "resource_type",
 # Permissions API object types the collector reads, plus "authorization" (tokens/passwords) and
 # "secrets" (secret scope ACLs), which are the values --workspace-object-types accepts.
 OBJECT_TYPES = ("clusters", "cluster-policies", "instance-pools", "jobs", "pipelines", "warehouses",
-                "serving-endpoints", "dashboards", "repos", "authorization", "secrets")
+                "serving-endpoints", "dashboards", "repos", "directories", "notebooks", "files", "authorization",
+                "secrets")
 
 # in CSV a chain is one cell; ASCII so spreadsheets and grep handle it everywhere
 CSV_CHAIN = " -> "
@@ -71,6 +72,8 @@ def filter_object_types(answer: dict, types: set[str] | None) -> dict:
     out["run_as"] = [r for r in answer.get("run_as", []) if f"{r['kind']}s" in types]
 
     def keep(f: dict) -> bool:
+        if f.get("object_type"):  # derived from a workspace object's ACL (graph/escalation.py)
+            return f["object_type"] in types
         if f["kind"].startswith("run_as_"):
             return f["target"].split(" ", 1)[0] + "s" in types
         if f["kind"].startswith("secret_scope_"):
