@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable
 
 from databricks.sdk.errors import DatabricksError
 
-from .. import connect
+from .. import connect, throttle
 from ..connect import CallLog, ConnectError, Target
 from ..inventory import ACCOUNT, ERROR, OK, Inventory, Section, iso, utcnow
 
@@ -202,10 +202,15 @@ class Collector:
                 raise self._client_errors[scope]
             if scope not in self._clients:
                 try:
-                    self._clients[scope] = self._client_factory(self.targets[scope])
+                    client = self._client_factory(self.targets[scope])
                 except ConnectError as e:
                     self._client_errors[scope] = e
                     raise
+                # one window per host for the whole run: sections and their fan-outs share it
+                host = getattr(getattr(client, "config", None), "host", None)
+                if host:
+                    throttle.limiter_for(host).bound(self.max_workers)
+                self._clients[scope] = client
             return self._clients[scope]
 
     def ensure(self, wanted: Iterable[tuple[str, str]]) -> None:
@@ -228,8 +233,11 @@ class Collector:
                     status = "ok" if s.status == OK else f"ERROR: {s.error}"
                     self.progress(f"[{done}/{total}] {scope}/{name}: {status} "
                                   f"({len(s.calls)} calls, {s.elapsed_s:.1f}s)")
-        calls = sum(len(self.inventory.scope(sc).section(n).calls) for sc, n in todo)
-        self.progress(f"collected {total} sections, {calls} calls in {time.monotonic() - started:.1f}s")
+        calls = [c for sc, n in todo for c in self.inventory.scope(sc).section(n).calls]
+        throttled = sum(1 for c in calls if c.get("status") in (429, 503))
+        self.progress(f"collected {total} sections, {len(calls)} calls"
+                      + (f" ({throttled} answered 429/503 and retried or failed)" if throttled else "")
+                      + f" in {time.monotonic() - started:.1f}s")
 
     def _closure(self, wanted: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
         out: set[tuple[str, str]] = set()

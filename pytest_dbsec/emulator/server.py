@@ -203,6 +203,7 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length > 0 else b""
         principal_name = None
+        emu._enter(server.target)  # left in _send, once the answer is ready to go out
         try:
             resp, principal_name = emu._dispatch(server.target, method, path, query, body, self.headers)
         except Exception as e:  # a bug in a handler: answer, log, and keep serving
@@ -221,7 +222,13 @@ class _Handler(BaseHTTPRequestHandler):
                 duration_ms=(time.time() - started) * 1000.0,
             )
         )
-        self._send(resp, method, server.target, emu)
+        self._in_flight = True
+        try:
+            self._send(resp, method, server.target, emu)
+        finally:
+            if self._in_flight:  # the answer failed before it went out
+                self._in_flight = False
+                emu._leave(server.target)
 
     def _send(self, resp: Response, method: str, target: str, emu: "Emulator") -> None:
         if resp.raw is not None:
@@ -239,6 +246,10 @@ class _Handler(BaseHTTPRequestHandler):
                 self.send_header("X-Databricks-Org-Id", str(ws["id"]))
         for k, v in resp.headers.items():
             self.send_header(k, v)
+        # no longer in flight before the client can see any of the answer (headers are buffered until
+        # end_headers): a client that sends its next request on receipt must not be counted twice
+        self._in_flight = False
+        emu._leave(target)
         self.end_headers()
         if method != "HEAD":
             self.wfile.write(data)
@@ -257,6 +268,10 @@ class Emulator:
         self.host = host
         self.port = port
         self.requests: List[RequestRecord] = []
+        # requests being served, per listener ("account" or a workspace name), and the most at once
+        # since the last clear_requests(): how a test sees a client's concurrency per host
+        self._in_flight: Dict[str, int] = {}
+        self.peak_in_flight: Dict[str, int] = {}
         self._log_lock = threading.Lock()
         self._fault_lock = threading.Lock()
         self._state_lock = threading.Lock()
@@ -352,6 +367,15 @@ class Emulator:
         raise KeyError(f"no credential for {principal!r} on the {where} in the tenant")
 
     # ---------------------------------------------------------------------------- request log
+    def _enter(self, target: str) -> None:
+        with self._log_lock:
+            n = self._in_flight[target] = self._in_flight.get(target, 0) + 1
+            self.peak_in_flight[target] = max(self.peak_in_flight.get(target, 0), n)
+
+    def _leave(self, target: str) -> None:
+        with self._log_lock:
+            self._in_flight[target] -= 1
+
     def _record(self, rec: RequestRecord) -> None:
         with self._log_lock:
             self.requests.append(rec)
@@ -359,6 +383,7 @@ class Emulator:
     def clear_requests(self) -> None:
         with self._log_lock:
             self.requests.clear()
+            self.peak_in_flight.clear()
 
     # --------------------------------------------------------------------------------- faults
     def add_fault(
