@@ -141,6 +141,13 @@ class Context:
                 "from the account API)")
         return self._runner.client(ACCOUNT)
 
+    def once(self, key: tuple, func: Callable[[], Any]) -> Any:
+        """``func()``, computed once per run for ``key`` whichever section asks first (the others wait
+        and share the result): the same data is never fetched twice, e.g. the metastore assignment
+        that three UC sections start from. A failure is not kept: the next asker tries again and gets
+        its own reason. Calls are recorded in the section that made them."""
+        return self._runner._once(key, func)
+
     def fan_out(self, func: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
         """Call func for each item concurrently (at most max_workers), in order; calls are recorded."""
         items = list(items)
@@ -194,6 +201,8 @@ class Collector:
         self._clients: dict[str, Any] = {}
         self._client_errors: dict[str, ConnectError] = {}
         self._lock = threading.Lock()
+        self._shared: dict[tuple, Any] = {}  # Context.once: key -> value
+        self._shared_locks: dict[tuple, threading.Lock] = {}
         self._secrets = tuple(t.token for t in targets.values() if t.token)
 
     def client(self, scope: str):
@@ -212,6 +221,14 @@ class Collector:
                     throttle.limiter_for(host).bound(self.max_workers)
                 self._clients[scope] = client
             return self._clients[scope]
+
+    def _once(self, key: tuple, func: Callable[[], Any]) -> Any:
+        with self._lock:
+            lock = self._shared_locks.setdefault(key, threading.Lock())
+        with lock:
+            if key not in self._shared:
+                self._shared[key] = func()
+            return self._shared[key]
 
     def ensure(self, wanted: Iterable[tuple[str, str]]) -> None:
         """Collect each (scope, section) not yet in the inventory, dependencies first."""

@@ -263,8 +263,12 @@ class Emulator:
     ephemeral ports.
     """
 
-    def __init__(self, tenant: Union[str, "Tenant", dict, object], host: str = "127.0.0.1", port: int = 0):
+    def __init__(self, tenant: Union[str, "Tenant", dict, object], host: str = "127.0.0.1", port: int = 0,
+                 live_edits: bool = True):
         self.tenant: Tenant = load_tenant(tenant)
+        # live_edits: notice a test editing emu.tenant between requests (costs one serialisation of the
+        # tenant per request); a benchmark serving a huge, fixed tenant turns it off (refresh() still works)
+        self.live_edits = live_edits
         self.host = host
         self.port = port
         self.requests: List[RequestRecord] = []
@@ -456,6 +460,7 @@ class Emulator:
         """Re-validate ``emu.tenant`` now (it is also re-checked on each request when it changed)."""
         with self._state_lock:
             self._snapshot = None
+            self._state = None
         self._fresh_state()
 
     def _refresh_state(self) -> None:
@@ -465,6 +470,8 @@ class Emulator:
     def _fresh_state(self) -> _State:
         # A test may edit emu.tenant between runs. Serialising it is cheap (C json) and tells us whether
         # to re-normalise (new relative times, new objects without ids) and rebuild the derived views.
+        if not self.live_edits and self._state is not None:
+            return self._state
         with self._state_lock:
             snap = json.dumps(self.tenant, default=str)
             if snap != self._snapshot or self._state is None:
