@@ -38,6 +38,7 @@ MAX_IN_FLIGHT = 8  # concurrent requests per host for the whole run, until a run
 DECREASE = 0.8  # on a 429, the route's rate becomes this fraction of what it sustained
 INCREASE_PER_S = 2.0  # requests/s added to a paced route's rate per second without a 429
 MIN_RATE = 0.5  # requests/s: a route is never paced slower than this
+MIN_SAMPLES = 8  # successes needed before a 429 to measure the rate a route sustained
 RETRY_STATUSES = (429, 503)
 DEFAULT_RETRY_AFTER_S = 1.0  # a 429 without Retry-After (the SDK assumes the same)
 
@@ -47,8 +48,9 @@ _ID_SEGMENT = re.compile(r"^(\d+|[0-9a-f-]{16,}|.*\..*)$", re.I)
 
 def route_of(path: str) -> str:
     """The rate-limit key of a request path: its first four segments that are not object ids, ids
-    before them kept as ``*`` (``/api/2.0/permissions/jobs/123`` -> ``/api/2.0/permissions/jobs``,
-    ``/api/2.0/accounts/<uuid>/scim/v2/Users`` -> ``/api/2.0/accounts/*/scim``)."""
+    before them kept as ``*``; a permissions API ends at ``permissions`` (object type and id are its
+    parameters). ``/api/2.0/permissions/jobs/123`` -> ``/api/2.0/permissions``,
+    ``/api/2.0/accounts/<uuid>/scim/v2/Users`` -> ``/api/2.0/accounts/*/scim``."""
     out, named = [], 0
     for i, s in enumerate(s for s in path.split("?", 1)[0].split("/") if s):
         if named == 4:
@@ -58,6 +60,8 @@ def route_of(path: str) -> str:
         else:
             out.append(s)
             named += 1
+            if s == "permissions":
+                break
     return "/" + "/".join(out)
 
 
@@ -142,11 +146,14 @@ class HostLimiter:
                     while r.recent and r.recent[0] < now - self.WINDOW_S:
                         r.recent.popleft()
                     span = now - r.recent[0] if r.recent else 0.0
-                    sustained = len(r.recent) / span if len(r.recent) >= 2 and span > 0 else None
-                    base = min(r.rate, sustained) if r.rate is not None and sustained else (r.rate or sustained)
-                    r.rate = max(MIN_RATE, DECREASE * (base or MIN_RATE))
-                    r.cut_at = r.grown_at = now
-                    r.recent.clear()
+                    # too few successes to tell a rate (e.g. a new route whose limit a sibling
+                    # used up): only the pause applies, the next 429 will have a measure
+                    sustained = len(r.recent) / span if len(r.recent) >= MIN_SAMPLES and span > 0 else None
+                    known = [x for x in (r.rate, sustained) if x is not None]
+                    if known:
+                        r.rate = max(MIN_RATE, DECREASE * min(known))
+                        r.cut_at = r.grown_at = now
+                        r.recent.clear()
             else:
                 r.recent.append(now)
                 if len(r.recent) > 4096:

@@ -27,8 +27,9 @@ def _perm_calls(emu):
 
 
 def test_route_of_groups_requests_by_api_not_by_object():
-    assert throttle.route_of("/api/2.0/permissions/jobs/123") == "/api/2.0/permissions/jobs"
-    assert throttle.route_of("/api/2.0/permissions/clusters/0101-abcdef-x1") == "/api/2.0/permissions/clusters"
+    # one permissions API, whatever the object type
+    assert throttle.route_of("/api/2.0/permissions/jobs/123") == "/api/2.0/permissions"
+    assert throttle.route_of("/api/2.0/permissions/clusters/0101-abcdef-x1") == "/api/2.0/permissions"
     assert throttle.route_of("/api/2.1/unity-catalog/permissions/table/main.sales.orders") == \
         "/api/2.1/unity-catalog/permissions"
     assert throttle.route_of("/api/2.0/accounts/0d9f6a12-4b7e-4c1a-9e2b-1a2b3c4d5e6f/scim/v2/Users") == \
