@@ -85,7 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     acc.add_argument("--escalation-check", action="store_true",
                      help="report what the principal can turn into more access")
     acc.add_argument("--output", choices=("json", "csv", "text", "html"), default="text")
-    acc.add_argument("--max-workers", type=int, default=8, help="concurrent API calls (default 8)")
+    acc.add_argument("--max-workers", type=int, default=8, help="concurrent API calls per host (default 8)")
     return p
 
 

@@ -70,7 +70,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="save what was collected as a snapshot (gzip if FILE ends in .gz)")
     group.addoption("--dbsec-report-dir", metavar="DIR", help="where reports go (default: reports/)")
     group.addoption("--dbsec-max-workers", metavar="N", type=int,
-                    help="concurrent API calls during collection (default: 8)")
+                    help="concurrent API calls per host during collection (default: 8)")
     group.addoption("--dbsec-baseline", metavar="NAME|PATH",
                     help="baseline of thresholds, allowlists, waivers and attestations (default: the shipped 'default')")
     group.addoption("--dbsec-accepted", metavar="FILE",
@@ -87,7 +87,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="with --dbsec-principal: print the ordered steps that remove the access it still has "
                          "(printed, never executed)")
     parser.addini("dbsec_report_dir", "where pytest-dbsec writes reports", default="reports")
-    parser.addini("dbsec_max_workers", "concurrent API calls during collection", default="8")
+    parser.addini("dbsec_max_workers", "concurrent API calls per host during collection", default="8")
     parser.addini("dbsec_baseline", "baseline name or path", default="default")
     parser.addini("dbsec_fail_on", "default --dbsec-fail-on", default="low")
     parser.addini("databricks_profile", "default --databricks-profile", default="")
