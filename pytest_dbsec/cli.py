@@ -102,7 +102,7 @@ def _parser() -> argparse.ArgumentParser:
                      help="list a catalog or schema grant on every schema and table inheriting it, however "
                           "many (default: only up to 1000 per grant; above, the grant says how many it covers)")
     acc.add_argument("--output", choices=("json", "csv", "text", "html"), default="text")
-    acc.add_argument("--max-workers", type=int, default=8, help="concurrent API calls (default 8)")
+    acc.add_argument("--max-workers", type=int, default=8, help="concurrent API calls per host (default 8)")
     return p
 
 

@@ -6,6 +6,8 @@ Two things the SDK does not do for us:
   ``Config()`` sends). A CLI user with a typo in a host name must hear about it within seconds, so
   ``preflight`` uses a short retry budget and a short HTTP timeout; collection clients get a longer
   budget so that 429/``Retry-After`` is still honoured.
+* It sleeps on each 429 request by request, so a fan-out under a rate limit retries in bursts.
+  ``pace`` puts every client of a run behind one limiter per host (``throttle.py``).
 * It gives no per-request record. We hang a response hook on its HTTP session so every section can
   say which calls it made (the read-only proof and the call counts come from here).
 """
@@ -123,6 +125,7 @@ def workspace_client(target: Target, *, retry_s: int = COLLECT_RETRY_S,
                      http_timeout_s: int = COLLECT_HTTP_TIMEOUT_S) -> WorkspaceClient:
     client = WorkspaceClient(config=_config(target, retry_s, http_timeout_s))
     observe_calls(client)
+    pace(client, retry_s)
     return client
 
 
@@ -133,6 +136,7 @@ def account_client(target: Target, *, retry_s: int = COLLECT_RETRY_S,
         raise ConnectError(f"{target.describe()}: no account_id (set it in the profile or DATABRICKS_ACCOUNT_ID)")
     client = AccountClient(config=cfg)
     observe_calls(client)
+    pace(client, retry_s)
     return client
 
 
@@ -265,13 +269,31 @@ def _on_response(response, *args, **kwargs):
 def observe_calls(client) -> bool:
     """Attach the response hook to the SDK's HTTP session. The session is private to the SDK, so
     this is best effort: if a future SDK moves it, calls simply go unrecorded (said in the report)."""
-    session = getattr(getattr(getattr(client, "api_client", None), "_api_client", None), "_session", None)
+    session = _session(client)
     if session is None or not hasattr(session, "hooks"):
         return False
     hooks: list[Callable] = session.hooks.setdefault("response", [])
     if _on_response not in hooks:
         hooks.append(_on_response)
     return True
+
+
+def pace(client, retry_s: float) -> bool:
+    """Send the client's requests to its host through the run-wide per-host limiter (throttle.py):
+    a bounded window per host, adaptive pacing per route, 429/Retry-After retried within retry_s
+    (the SDK's own retry deadline is the same, so it gives up as soon as the limiter does)."""
+    from . import throttle
+
+    session = _session(client)
+    host = getattr(getattr(client, "config", None), "host", None)
+    if session is None or not host:
+        return False
+    throttle.install(session, host, retry_s, on_retry=_on_response)
+    return True
+
+
+def _session(client):
+    return getattr(getattr(getattr(client, "api_client", None), "_api_client", None), "_session", None)
 
 
 # -- secrets never leave ------------------------------------------------------------------------

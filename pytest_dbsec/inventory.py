@@ -27,6 +27,8 @@ from typing import Any, Iterator
 
 SNAPSHOT_FORMAT = "pytest-dbsec/snapshot"
 SNAPSHOT_VERSION = 1
+# meta keys computed from the sections when a snapshot is written (recomputed, not loaded)
+_DERIVED_META = ("calls", "calls_by_route", "throttled_calls")
 
 OK, ERROR, ABSENT = "ok", "error", "absent"
 ACCOUNT = "account"  # the scope name of account-level sections
@@ -166,14 +168,26 @@ class Inventory:
     def complete(self) -> bool:
         return not self.errors
 
+    def call_totals(self) -> dict:
+        """HTTP requests of every collected section: in all, per route (``throttle.route_of``), and
+        how many were answered 429/503 (retried or failed)."""
+        from .throttle import route_of
+
+        calls = [c for sc in self.scopes() for s in sc.sections.values() for c in s.calls]
+        by_route: dict[str, int] = {}
+        for c in calls:
+            key = f"{c.get('method')} {route_of(c.get('path') or '')}"
+            by_route[key] = by_route.get(key, 0) + 1
+        return {"calls": len(calls), "calls_by_route": dict(sorted(by_route.items())),
+                "throttled_calls": sum(1 for c in calls if c.get("status") in (429, 503))}
+
     # -- snapshot -------------------------------------------------------------------------------
 
     def to_json(self) -> dict:
         return {
             "format": SNAPSHOT_FORMAT,
             "version": SNAPSHOT_VERSION,
-            "meta": {**self.meta, "complete": self.complete, "errors": self.errors,
-                     "calls": sum(len(s.calls) for sc in self.scopes() for s in sc.sections.values())},
+            "meta": {**self.meta, "complete": self.complete, "errors": self.errors, **self.call_totals()},
             "account": self.account.to_json() if self.account else None,
             "workspaces": [ws.to_json() for ws in self.workspaces.values()],
         }
@@ -200,7 +214,7 @@ class Inventory:
         account = obj.get("account")
         workspaces = obj.get("workspaces", [])
         _expect(workspaces, list, f"{where}.workspaces")
-        inv = cls(meta={k: v for k, v in meta.items() if k not in ("complete", "errors", "calls")})
+        inv = cls(meta={k: v for k, v in meta.items() if k not in ("complete", "errors", *_DERIVED_META)})
         if account is not None:
             inv.account = Scope.from_json(account, f"{where}.account")
         for i, ws in enumerate(workspaces):

@@ -77,7 +77,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="save what was collected as a snapshot (gzip if FILE ends in .gz)")
     group.addoption("--dbsec-report-dir", metavar="DIR", help="where reports go (default: reports/)")
     group.addoption("--dbsec-max-workers", metavar="N", type=int,
-                    help="concurrent API calls during collection (default: 8)")
+                    help="concurrent API calls per host during collection (default: 8)")
     group.addoption("--dbsec-baseline", metavar="NAME|PATH",
                     help="baseline of thresholds, allowlists, waivers and attestations (default: the shipped 'default')")
     group.addoption("--dbsec-accepted", metavar="FILE",
@@ -98,7 +98,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "IAM-06/IAM-07 then judge audit-log activity too")
     parser.addini("dbsec_report_dir", "where pytest-dbsec writes reports", default="reports")
     parser.addini("dbsec_warehouse_id", "default --dbsec-warehouse-id", default="")
-    parser.addini("dbsec_max_workers", "concurrent API calls during collection", default="8")
+    parser.addini("dbsec_max_workers", "concurrent API calls per host during collection", default="8")
     parser.addini("dbsec_baseline", "baseline name or path", default="default")
     parser.addini("dbsec_fail_on", "default --dbsec-fail-on", default="low")
     parser.addini("databricks_profile", "default --databricks-profile", default="")

@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from databricks.sdk.errors import DatabricksError
 
-from .. import connect
+from .. import connect, throttle
 from ..connect import CallLog, ConnectError, Target
 from ..inventory import ACCOUNT, ERROR, OK, Inventory, Section, iso, utcnow
 from .sql import StatementFailed
@@ -157,6 +157,13 @@ class Context:
                 "from the account API)")
         return self._runner.client(ACCOUNT)
 
+    def once(self, key: tuple, func: Callable[[], Any]) -> Any:
+        """``func()``, computed once per run for ``key`` whichever section asks first (the others wait
+        and share the result): the same data is never fetched twice, e.g. the metastore assignment
+        that three UC sections start from. A failure is not kept: the next asker tries again and gets
+        its own reason. Calls are recorded in the section that made them."""
+        return self._runner._once(key, func)
+
     def fan_out(self, func: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
         """Call func for each item concurrently (at most max_workers), in order; calls are recorded."""
         items = list(items)
@@ -217,6 +224,8 @@ class Collector:
         self._clients: dict[str, Any] = {}
         self._client_errors: dict[str, ConnectError] = {}
         self._lock = threading.Lock()
+        self._shared: dict[tuple, Any] = {}  # Context.once: key -> value
+        self._shared_locks: dict[tuple, threading.Lock] = {}
         self._secrets = tuple(t.token for t in targets.values() if t.token)
 
     def client(self, scope: str):
@@ -225,11 +234,24 @@ class Collector:
                 raise self._client_errors[scope]
             if scope not in self._clients:
                 try:
-                    self._clients[scope] = self._client_factory(self.targets[scope])
+                    client = self._client_factory(self.targets[scope])
                 except ConnectError as e:
                     self._client_errors[scope] = e
                     raise
+                # one window per host for the whole run: sections and their fan-outs share it
+                host = getattr(getattr(client, "config", None), "host", None)
+                if host:
+                    throttle.limiter_for(host).bound(self.max_workers)
+                self._clients[scope] = client
             return self._clients[scope]
+
+    def _once(self, key: tuple, func: Callable[[], Any]) -> Any:
+        with self._lock:
+            lock = self._shared_locks.setdefault(key, threading.Lock())
+        with lock:
+            if key not in self._shared:
+                self._shared[key] = func()
+            return self._shared[key]
 
     def ensure(self, wanted: Iterable[tuple[str, str]]) -> None:
         """Collect each (scope, section) not yet in the inventory, dependencies first."""
@@ -251,8 +273,11 @@ class Collector:
                     status = "ok" if s.status == OK else f"ERROR: {s.error}"
                     self.progress(f"[{done}/{total}] {scope}/{name}: {status} "
                                   f"({len(s.calls)} calls, {s.elapsed_s:.1f}s)")
-        calls = sum(len(self.inventory.scope(sc).section(n).calls) for sc, n in todo)
-        self.progress(f"collected {total} sections, {calls} calls in {time.monotonic() - started:.1f}s")
+        calls = [c for sc, n in todo for c in self.inventory.scope(sc).section(n).calls]
+        throttled = sum(1 for c in calls if c.get("status") in (429, 503))
+        self.progress(f"collected {total} sections, {len(calls)} calls"
+                      + (f" ({throttled} answered 429/503 and retried or failed)" if throttled else "")
+                      + f" in {time.monotonic() - started:.1f}s")
 
     def _closure(self, wanted: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
         out: set[tuple[str, str]] = set()

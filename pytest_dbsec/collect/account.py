@@ -13,11 +13,17 @@ ACCOUNT_SETTINGS = ("acct_ip_acl_enable", "dcp_acct_enable", "shield_csp_enablem
 
 @section("account_identities", "account", title="account users, groups and service principals")
 def account_identities(a, ctx):
-    return {
+    return read_account_identities(a, ctx)
+
+
+def read_account_identities(a, ctx) -> dict:
+    """Every account user, group and service principal, read once per run: the account section and
+    every workspace's ``admin_assignments`` share one read (thousands of identities, many pages)."""
+    return ctx.once(("account identities", a.config.host, a.config.account_id), lambda: {
         "users": _dicts(a.users.list()),
         "groups": _dicts(a.groups.list()),
         "service_principals": _dicts(a.service_principals.list()),
-    }
+    })
 
 
 @section("account_workspaces", "account", title="workspaces and their permission assignments")

@@ -16,12 +16,14 @@ from __future__ import annotations
 from databricks.sdk.errors import NotFound
 
 from . import section
-from .workspace import _dicts
+from .account import read_account_identities
 
-# SCIM attributes the IAM controls use (the rest of an account identity is not needed here)
-_USER_ATTRS = "id,userName,displayName,active,externalId,roles,groups"
-_SP_ATTRS = "id,applicationId,displayName,active,externalId,roles,groups"
-_GROUP_ATTRS = "id,displayName,externalId,roles,members,groups"
+# SCIM attributes the IAM controls use (the rest of an account identity is not kept here)
+_ATTRS = {
+    "users": ("id", "userName", "displayName", "active", "externalId", "roles", "groups"),
+    "service_principals": ("id", "applicationId", "displayName", "active", "externalId", "roles", "groups"),
+    "groups": ("id", "displayName", "externalId", "roles", "members", "groups"),
+}
 
 
 @section("admin_assignments", "workspace",
@@ -35,11 +37,9 @@ def admin_assignments(w, ctx):
     return {
         "workspace_id": workspace_id,
         "permission_assignments": list((raw or {}).get("permission_assignments") or []),
-        "account_identities": {
-            "users": _dicts(a.users.list(attributes=_USER_ATTRS)),
-            "groups": _dicts(a.groups.list(attributes=_GROUP_ATTRS)),
-            "service_principals": _dicts(a.service_principals.list(attributes=_SP_ATTRS)),
-        },
+        # the run's one read of the account identities (shared with the account_identities section)
+        "account_identities": {kind: [{k: i[k] for k in _ATTRS[kind] if k in i} for i in items]
+                               for kind, items in read_account_identities(a, ctx).items()},
     }
 
 

@@ -40,29 +40,29 @@ SYSTEM_SCHEMAS = {"information_schema"}
 _RECIPIENT_SECRETS = ("activation_url", "sharing_code")
 
 
-def _assignment(w) -> dict | None:
-    try:
-        assignment = w.metastores.current().as_dict()
-    except NotFound:
-        return None
-    return assignment if assignment and assignment.get("metastore_id") else None
+def _assignment(w, ctx) -> dict | None:
+    """The workspace's metastore assignment, read once per run for all UC sections of the workspace."""
+
+    def read():
+        try:
+            assignment = w.metastores.current().as_dict()
+        except NotFound:
+            return None
+        return assignment if assignment and assignment.get("metastore_id") else None
+
+    return ctx.once(("metastore assignment", w.config.host), read)
 
 
 @section("uc", "workspace", title="Unity Catalog: metastore, catalogs, schemas, tables, grants")
 def uc(w, ctx):
-    assignment = _assignment(w)
+    assignment = _assignment(w, ctx)
     if assignment is None:
         # no metastore assigned: a fact (UC-01 fails on it), not a read error
         return {"assignment": None, "metastore": None, "catalogs": [], "schemas": [], "tables": [],
                 "external_locations": [], "storage_credentials": [], "grants": {}}
     summary = w.metastores.summary().as_dict()
-    catalogs = _dicts(w.catalogs.list())
-    schemas = [s for batch in ctx.fan_out(lambda c: _dicts(w.schemas.list(catalog_name=c["name"])), catalogs)
-               for s in batch]
+    catalogs, schemas, tables = _listing(w, ctx)
     schemas_to_scan = [s for s in schemas if s.get("name") not in SYSTEM_SCHEMAS]
-    tables = [t for batch in ctx.fan_out(
-        lambda s: _dicts(w.tables.list(catalog_name=s["catalog_name"], schema_name=s["name"])), schemas_to_scan)
-        for t in batch]
     locations = _dicts(w.external_locations.list())
     credentials = _dicts(w.storage_credentials.list())
     securables = ([("metastore", summary["metastore_id"])]
@@ -82,6 +82,23 @@ def uc(w, ctx):
         "storage_credentials": credentials,
         "grants": {f"{t}/{n}": g for (t, n), g in zip(securables, grants)},
     }
+
+
+def _listing(w, ctx) -> tuple[list[dict], list[dict], list[dict]]:
+    """Catalogs, schemas and tables of the workspace's metastore, read once per run: ``uc`` and
+    ``uc_column_tags`` both start from it, so the column tags are read while ``uc`` is still
+    reading grants (the slow, rate-limited part) instead of after it."""
+
+    def read():
+        catalogs = _dicts(w.catalogs.list())
+        schemas = [s for batch in ctx.fan_out(lambda c: _dicts(w.schemas.list(catalog_name=c["name"])), catalogs)
+                   for s in batch]
+        tables = [t for batch in ctx.fan_out(
+            lambda s: _dicts(w.tables.list(catalog_name=s["catalog_name"], schema_name=s["name"])),
+            [s for s in schemas if s.get("name") not in SYSTEM_SCHEMAS]) for t in batch]
+        return catalogs, schemas, tables
+
+    return ctx.once(("uc listing", w.config.host), read)
 
 
 def _grants(w, securable_type: str, full_name: str) -> list[dict]:
@@ -117,12 +134,14 @@ def is_masked(column: dict) -> bool:
     return bool((column.get("mask") or {}).get("function_name"))
 
 
-@section("uc_column_tags", "workspace", needs=("uc",),
+@section("uc_column_tags", "workspace",
          title="Unity Catalog column tags of unmasked table columns (one call per column)")
 def uc_column_tags(w, ctx):
-    data = ctx.data("uc")
-    if data.get("assignment") is None:
+    assignment = _assignment(w, ctx)
+    if assignment is None:
         return {"assignment": None, "tags": {}, "vanished": []}
+    catalogs, _, tables = _listing(w, ctx)
+    data = {"catalogs": catalogs, "tables": tables}
     columns = [f"{t['full_name']}.{c['name']}" for t in maskable_tables(data)
                for c in t.get("columns") or [] if c.get("name") and not is_masked(c)]
 
@@ -134,7 +153,7 @@ def uc_column_tags(w, ctx):
 
     found = ctx.fan_out(tags_of, columns)
     return {
-        "assignment": data["assignment"],
+        "assignment": assignment,
         "tags": {c: [{k: v for k, v in a.items() if k in ("tag_key", "tag_value")} for a in tags]
                  for c, tags in zip(columns, found) if tags is not None},
         "vanished": [c for c, tags in zip(columns, found) if tags is None],
@@ -143,7 +162,7 @@ def uc_column_tags(w, ctx):
 
 @section("uc_recipients", "workspace", title="Delta Sharing recipients of the metastore")
 def uc_recipients(w, ctx):
-    assignment = _assignment(w)
+    assignment = _assignment(w, ctx)
     if assignment is None:
         return {"assignment": None, "recipients": []}
     recipients = _raw_pages(w, "/api/2.1/unity-catalog/recipients", "recipients")
@@ -158,7 +177,7 @@ def uc_recipients(w, ctx):
 
 @section("uc_system_schemas", "workspace", title="Unity Catalog system schemas of the metastore")
 def uc_system_schemas(w, ctx):
-    assignment = _assignment(w)
+    assignment = _assignment(w, ctx)
     if assignment is None:
         return {"assignment": None, "schemas": []}
     mid = assignment["metastore_id"]

@@ -205,6 +205,7 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length > 0 else b""
         principal_name = None
+        emu._enter(server.target)  # left in _send, once the answer is ready to go out
         try:
             resp, principal_name = emu._dispatch(server.target, method, path, query, body, self.headers)
         except Exception as e:  # a bug in a handler: answer, log, and keep serving
@@ -224,7 +225,13 @@ class _Handler(BaseHTTPRequestHandler):
                 statement=_statement_text(method, path, body),
             )
         )
-        self._send(resp, method, server.target, emu)
+        self._in_flight = True
+        try:
+            self._send(resp, method, server.target, emu)
+        finally:
+            if self._in_flight:  # the answer failed before it went out
+                self._in_flight = False
+                emu._leave(server.target)
 
     def _send(self, resp: Response, method: str, target: str, emu: "Emulator") -> None:
         if resp.raw is not None:
@@ -242,6 +249,10 @@ class _Handler(BaseHTTPRequestHandler):
                 self.send_header("X-Databricks-Org-Id", str(ws["id"]))
         for k, v in resp.headers.items():
             self.send_header(k, v)
+        # no longer in flight before the client can see any of the answer (headers are buffered until
+        # end_headers): a client that sends its next request on receipt must not be counted twice
+        self._in_flight = False
+        emu._leave(target)
         self.end_headers()
         if method != "HEAD":
             self.wfile.write(data)
@@ -255,11 +266,19 @@ class Emulator:
     ephemeral ports.
     """
 
-    def __init__(self, tenant: Union[str, "Tenant", dict, object], host: str = "127.0.0.1", port: int = 0):
+    def __init__(self, tenant: Union[str, "Tenant", dict, object], host: str = "127.0.0.1", port: int = 0,
+                 live_edits: bool = True):
         self.tenant: Tenant = load_tenant(tenant)
+        # live_edits: notice a test editing emu.tenant between requests (costs one serialisation of the
+        # tenant per request); a benchmark serving a huge, fixed tenant turns it off (refresh() still works)
+        self.live_edits = live_edits
         self.host = host
         self.port = port
         self.requests: List[RequestRecord] = []
+        # requests being served, per listener ("account" or a workspace name), and the most at once
+        # since the last clear_requests(): how a test sees a client's concurrency per host
+        self._in_flight: Dict[str, int] = {}
+        self.peak_in_flight: Dict[str, int] = {}
         self._log_lock = threading.Lock()
         self._fault_lock = threading.Lock()
         self._state_lock = threading.Lock()
@@ -356,6 +375,15 @@ class Emulator:
         raise KeyError(f"no credential for {principal!r} on the {where} in the tenant")
 
     # ---------------------------------------------------------------------------- request log
+    def _enter(self, target: str) -> None:
+        with self._log_lock:
+            n = self._in_flight[target] = self._in_flight.get(target, 0) + 1
+            self.peak_in_flight[target] = max(self.peak_in_flight.get(target, 0), n)
+
+    def _leave(self, target: str) -> None:
+        with self._log_lock:
+            self._in_flight[target] -= 1
+
     def _record(self, rec: RequestRecord) -> None:
         with self._log_lock:
             self.requests.append(rec)
@@ -363,6 +391,7 @@ class Emulator:
     def clear_requests(self) -> None:
         with self._log_lock:
             self.requests.clear()
+            self.peak_in_flight.clear()
 
     # --------------------------------------------------------------------------------- faults
     def add_fault(
@@ -435,6 +464,7 @@ class Emulator:
         """Re-validate ``emu.tenant`` now (it is also re-checked on each request when it changed)."""
         with self._state_lock:
             self._snapshot = None
+            self._state = None
         self._fresh_state()
 
     def _refresh_state(self) -> None:
@@ -444,6 +474,8 @@ class Emulator:
     def _fresh_state(self) -> _State:
         # A test may edit emu.tenant between runs. Serialising it is cheap (C json) and tells us whether
         # to re-normalise (new relative times, new objects without ids) and rebuild the derived views.
+        if not self.live_edits and self._state is not None:
+            return self._state
         with self._state_lock:
             snap = json.dumps(self.tenant, default=str)
             if snap != self._snapshot or self._state is None:
