@@ -332,6 +332,8 @@ def test_a_job_running_as_an_admin_sp_editable_by_a_non_admin_is_critical():
     [f] = [f for f in g.blast_radius(CAROL)["escalation_findings"] if f["kind"] == "run_as_takeover"]
     assert f["severity"] == "critical" and f["target"] == "job Nightly ETL (ws1)" and f["path"] == [CAROL]
     assert "workspace admin" in f["reason"] and ETL_APP_ID in f["reason"]
+    # the SP is named as people know it (display name) and as grants name it (application id)
+    assert f"runs as etl-sp ({ETL_APP_ID})" in f["reason"]
     assert not [r for r in g.blast_radius(CAROL)["workspace_roles"] if r["permission_level"] == "ADMIN"]
 
 

@@ -443,13 +443,13 @@ class AccessGraph:
                 admin = self._is_workspace_admin(run_as, r["workspace_name"])
                 add("run_as_takeover", "critical" if admin else "high",
                     f"{r['object_type'][:-1]} {r['object_name'] or r['object_id']} ({r['workspace_name']})",
-                    f"{level} on a {r['object_type'][:-1]} that runs as {run_as}"
+                    f"{level} on a {r['object_type'][:-1]} that runs as {self.label(run_as)}"
                     + (" (a workspace admin)" if admin else "") + ": edit it and code runs as that identity",
                     r["via"])
             elif level in ("CAN_MANAGE_RUN", "CAN_RUN"):
                 add("run_as_trigger", "medium",
                     f"{r['object_type'][:-1]} {r['object_name'] or r['object_id']} ({r['workspace_name']})",
-                    f"{level}: can trigger runs that execute as {run_as}", r["via"])
+                    f"{level}: can trigger runs that execute as {self.label(run_as)}", r["via"])
         for r in br["secret_scopes"]:
             if r["permission"] in ("MANAGE", "WRITE"):
                 add(f"secret_scope_{r['permission'].lower()}", "high" if r["permission"] == "MANAGE" else "medium",
@@ -462,7 +462,7 @@ class AccessGraph:
         new = escalation.identity_role_findings(p.name, self.rule_sets, reach, power_of)
         new += escalation.code_edit_findings(
             p.name, objects, {n: escalation.code_refs(ws.sections.get("jobs")) for n, ws in self.workspaces.items()},
-            power_of)
+            power_of, self.label)
         new += escalation.cloud_identity_findings(
             objects, {n: ws.sections.get("compute") or {} for n, ws in self.workspaces.items()})
         for f in new:
@@ -470,6 +470,14 @@ class AccessGraph:
                 seen.add((f["kind"], f["target"]))
                 out.append(f)
         return out
+
+    def label(self, name: str) -> str:
+        """A principal as people know it: a service principal is named by its application id in grants,
+        ACLs and run_as, but by its display name everywhere a person looks."""
+        p = self.principals.get(name)
+        if p is not None and p.kind == SERVICE_PRINCIPAL and p.display_name and p.display_name != name:
+            return f"{p.display_name} ({name})"
+        return name
 
     def power_of(self, name: str, ws_name: str | None = None) -> dict:
         """What an identity holds, for the severity of an edge leading to it: account admin, the

@@ -208,9 +208,9 @@ def _contains(obj_type: str, obj_path: str, code_path: str) -> bool:
 
 
 def code_edit_findings(me: str, records: list[dict], refs_by_ws: dict[str, list[dict]],
-                       power_of: Callable[[str, str], dict]) -> list[dict]:
+                       power_of: Callable[[str, str], dict], label: Callable[[str], str] = str) -> list[dict]:
     """Edit rights on code a job or pipeline runs as another identity. ``records``: the principal's
-    object permission records; ``power_of(identity, workspace)``."""
+    object permission records; ``power_of(identity, workspace)``; ``label(identity)`` names it for people."""
     out = []
     # direct entries first: the shortest explanation wins when one job is reachable several ways
     for r in sorted(records, key=lambda r: (r["inherited"], len(r["via"]))):
@@ -232,7 +232,8 @@ def code_edit_findings(me: str, records: list[dict], refs_by_ws: dict[str, list[
             out.append(_finding(
                 "code_edit_run_as", sev, what,
                 f"{r['permission_level']}{inherited} on {obj} {path}, whose code {ref['path']} the {ref['kind']} runs "
-                f"as {ref['run_as']}: edit it and the next run executes as that identity ({describe_power(power)})",
+                f"as {label(ref['run_as'])}: edit it and the next run executes as that identity "
+                f"({describe_power(power)})",
                 [*r["via"], f"{r['permission_level']} on {obj} {path}", f"{ref['kind']} {ref['name'] or ref['id']}",
                  ref["run_as"]], object_type=r["object_type"]))
     return out
