@@ -194,7 +194,7 @@ def minimum_calls(tenant: dict, sections: list[tuple[str, str]]) -> dict[str, in
             c += 2
             perms += 2
         if "compute" in names:
-            c += pages(len(ws["clusters"]), 100) + 4 + 1  # clusters pages; policies, pools, scripts, versions
+            c += pages(len(ws["clusters"]), 100) + 4  # clusters pages; policies, pools, scripts, versions
         if "jobs" in names:
             c += 1 + len(ws["pipelines"]) + pages(len(ws["jobs"]), 100)
         if "workspace_objects" in names:
@@ -206,21 +206,22 @@ def minimum_calls(tenant: dict, sections: list[tuple[str, str]]) -> dict[str, in
             perms += n_obj
         if "secrets" in names:
             c += 1 + len(ws["secret_scopes"])
+        # the workspace tree, walked once from / for the credential scan and the tree's ACLs: one
+        # listing per folder (the root and every folder a notebook or repo implies) and per repo
+        items = [n["path"] for n in ws.get("notebooks") or []] + [r["path"] for r in ws.get("repos") or []]
+        folders = {"/"}
+        for path in items:
+            d = posixpath.dirname(path)
+            while d not in folders:
+                folders.add(d)
+                d = posixpath.dirname(d)
+        if {"notebooks", "workspace_acls"} & names:
+            c += len(folders) + len(ws.get("repos") or [])
         if "notebooks" in names:
-            c += 1 + 1 + len(ws["notebooks"])  # / and /Shared listed... see notebooks.py
-        if "workspace_acls" in names:
-            # the tree walked from /: one listing per folder (the root and every folder a notebook or
-            # repo implies) and per repo, then one permissions read per object below the root
-            items = [n["path"] for n in ws.get("notebooks") or []] + [r["path"] for r in ws.get("repos") or []]
-            folders = {"/"}
-            for path in items:
-                d = posixpath.dirname(path)
-                while d not in folders:
-                    folders.add(d)
-                    d = posixpath.dirname(d)
-            listed = len(folders) + len(ws.get("repos") or [])
+            c += len(ws["notebooks"])  # one export each
+        if "workspace_acls" in names:  # then one permissions read per object below the root
             acl_reads = len(folders) - 1 + len(items)
-            c += listed + acl_reads
+            c += acl_reads
             perms += acl_reads
         meta = metastores.get(ws.get("metastore"))
         uc_names = {"uc", "uc_column_tags", "uc_recipients", "uc_system_schemas"} & names

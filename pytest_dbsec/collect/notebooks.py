@@ -47,42 +47,46 @@ def _ext(path: str) -> str:
     return posixpath.splitext(base)[1]
 
 
-def _walk(w, ctx, root: str = "/") -> tuple[list[dict], list[dict]]:
-    """Every notebook and file under root (directories and repos walked level by level, each level's
-    listings concurrently). Returns (objects, listing errors); a failure to list the root is raised."""
-    objects: list[dict] = []
-    errors: list[dict] = []
-    level = [root]
-    first = True
-    while level:
-        def list_dir(path):
-            try:
-                return path, [o.as_dict() for o in w.workspace.list(path)], None
-            except DatabricksError as e:
-                if first:
-                    raise
-                return path, [], e
+def _tree(w, ctx) -> tuple[list[dict], list[dict]]:
+    """Every object of the workspace tree (folders, notebooks, files, repos), walked level by level
+    from ``/`` with each level's listings concurrent; returns (objects, listing errors) and raises if
+    the root cannot be listed. Read once per run: the credential scan and the tree's ACLs share it."""
 
-        next_level: list[str] = []
-        for path, children, err in ctx.fan_out(list_dir, level):
-            if err is not None:
-                errors.append({"path": path, "reason": describe_failure(err, None)})
-                continue
-            for o in children:
-                kind = o.get("object_type")
-                if kind in ("DIRECTORY", "REPO"):
-                    if o.get("path") and o["path"] != path:
-                        next_level.append(o["path"])
-                elif kind in ("NOTEBOOK", "FILE"):
+    def walk():
+        objects: list[dict] = []
+        errors: list[dict] = []
+        level, first = ["/"], True
+        while level:
+            def list_dir(path):
+                try:
+                    return path, [o.as_dict() for o in w.workspace.list(path)], None
+                except DatabricksError as e:
+                    if first:
+                        raise
+                    return path, [], e
+
+            next_level: list[str] = []
+            for path, children, err in ctx.fan_out(list_dir, level):
+                if err is not None:
+                    errors.append({"path": path, "reason": describe_failure(err, None)})
+                    continue
+                for o in children:
+                    if o.get("path") == path:  # a listing that names the folder itself
+                        continue
                     objects.append(o)
-        first = False
-        level = sorted(set(next_level))
-    return objects, errors
+                    if o.get("object_type") in ("DIRECTORY", "REPO") and o.get("path"):
+                        next_level.append(o["path"])
+            first = False
+            level = sorted(set(next_level))
+        return objects, errors
+
+    return ctx.once(("workspace tree", w.config.host), walk)
 
 
 @section("notebooks", "workspace", title="notebooks and workspace files scanned for credentials (redacted)")
 def notebooks(w, ctx):
-    objects, listing_errors = _walk(w, ctx)
+    tree, listing_errors = _tree(w, ctx)
+    objects = [o for o in tree if o.get("object_type") in ("NOTEBOOK", "FILE")]
     scannable, binary = [], 0
     for o in objects:
         if o.get("object_type") == "FILE" and _ext(o.get("path", "")) in BINARY_EXTENSIONS:
@@ -218,31 +222,7 @@ def workspace_acls(w, ctx):
     object up to TREE_ACL_LIMIT. Entries a folder passes down come back flagged ``inherited`` with
     ``inherited_from_object``. A denied permissions read fails the section: a partial view of who can
     edit code must not pass as a complete one."""
-    objects: list[dict] = []
-    listing_errors: list[dict] = []
-    level, first = ["/"], True
-    while level:
-        def list_dir(path):
-            try:
-                return path, [o.as_dict() for o in w.workspace.list(path)], None
-            except DatabricksError as e:
-                if first:
-                    raise
-                return path, [], e
-
-        next_level: list[str] = []
-        for path, children, err in ctx.fan_out(list_dir, level):
-            if err is not None:
-                listing_errors.append({"path": path, "reason": describe_failure(err, None)})
-                continue
-            for o in children:
-                if o.get("path") == path:
-                    continue
-                objects.append(o)
-                if o.get("object_type") in ("DIRECTORY", "REPO") and o.get("path"):
-                    next_level.append(o["path"])
-        first = False
-        level = sorted(set(next_level))
+    objects, listing_errors = _tree(w, ctx)
     wanted = [o for o in objects if o.get("object_type") in TREE_ACL_TYPES and o.get("object_id") is not None]
     read = wanted[:TREE_ACL_LIMIT]  # breadth-first order: folders near the root come first
 
