@@ -278,6 +278,8 @@ FUNCTIONS = {
     "COUNT": "count", "MAX": "max", "MIN": "min", "SUM": "sum", "COALESCE": "coalesce", "LOWER": "lower",
     "UPPER": "upper", "LENGTH": "length", "TRIM": "trim", "NULLIF": "nullif", "SUBSTRING": "substr",
     "SUBSTR": "substr",
+    # about the caller: bound per statement in run_query
+    "CURRENT_USER": "current_user", "IS_ACCOUNT_GROUP_MEMBER": "is_account_group_member",
 }
 CAST_TYPES = {"STRING": "TEXT", "BIGINT": "INTEGER", "INT": "INTEGER", "LONG": "INTEGER"}
 INTERVAL_UNITS = {"DAY": 86_400_000, "DAYS": 86_400_000, "HOUR": 3_600_000, "HOURS": 3_600_000,
@@ -672,6 +674,7 @@ def run_query(ctx: Ctx, statement: str, params: Dict[str, Tuple[str, Any]], cata
     con = sqlite3.connect(":memory:")
     try:
         con.execute("PRAGMA case_sensitive_like = ON")  # LIKE is case-sensitive in Databricks
+        _bind_caller_functions(con, ctx)
         for name, t in plan.tables.items():
             con.execute(f"CREATE TABLE {_quote(name)} (" + ", ".join(_quote(c.name) for c in t.columns) + ")")
             rows = t.rows(ctx)
@@ -705,6 +708,15 @@ def run_query(ctx: Ctx, statement: str, params: Dict[str, Tuple[str, Any]], cata
         c["position"] = k
     rows = [[_cell(v, cols[k]["type_name"]) for k, v in enumerate(r)] for r in data]
     return cols, rows
+
+
+def _bind_caller_functions(con, ctx: Ctx) -> None:
+    """current_user(): the caller's userName (an SP's applicationId); is_account_group_member(g): whether
+    the caller is in account group g, directly or through nested groups."""
+    p = ctx.principal
+    groups = {g.name for g in ctx.state.directory.ancestors(p)}
+    con.create_function("current_user", 0, lambda: p.name, deterministic=True)
+    con.create_function("is_account_group_member", 1, lambda g: 1 if g in groups else 0, deterministic=True)
 
 
 def _out_name(sqlite_name: str, col: Column) -> str:
