@@ -207,3 +207,22 @@ def test_a_partial_view_makes_the_uc_controls_error(audit, tenant):
     assert len(judged) == 12 and all(o == "error" and "is not a metastore admin" in reason
                                      for o, reason, _ in judged.values())
     assert results[("UC-13", "ws1")][0] == "passed"
+
+
+def test_large_views_are_read_in_pages(emulator, tenant, monkeypatch):
+    from pytest_dbsec.collect import uc_sql
+
+    monkeypatch.setattr(uc_sql, "PAGE_ROWS", 3)
+    emu = emulator(_uc_tenant(tenant))
+    _assert_same(emu, "ws1")
+    paged = [r.statement for r in emu.requests if r.method == "POST" and "OFFSET" in (r.statement or "")]
+    assert any("FROM system.information_schema.columns" in s for s in paged)
+    assert any("FROM system.information_schema.table_privileges" in s for s in paged)
+
+
+def test_a_result_over_the_inline_limit_fails_closed(emulator, tenant):
+    t = _uc_tenant(tenant)
+    t["sql"] = {"inline_limit_bytes": 300}  # the columns view of this tenant is larger
+    emu = emulator(t)
+    got = _collect(emu, "ws1", "sql")
+    assert got["uc"].status == "error" and "[INLINE_RESULT_TOO_LARGE]" in got["uc"].error

@@ -1,9 +1,10 @@
 """The SQL-warehouse path of the ``uc`` and ``uc_column_tags`` sections (``--dbsec-warehouse-id``).
 
 The REST path makes one call per catalog (schemas), per schema (tables), per securable (grants) and per
-unmasked column (tags): ~1.1 million calls for a metastore with a million grants and tables. Here the
-same inventory comes from a fixed number of statements on ``system.information_schema``, run by the
-warehouse (Databricks' own distributed engine), whatever the size of the metastore:
+unmasked column (tags): ~750,000 calls for a metastore with 250,000 tables and a million grants. Here the
+same inventory comes from one statement per ``system.information_schema`` view (more only for a view with
+over ``PAGE_ROWS`` rows: an INLINE result is capped at 25 MiB), run by the warehouse (Databricks' own
+distributed engine):
 
 * REST, one list each (cheap, and the fields information_schema lacks: isolation mode, catalog type,
   the metastore's sharing settings): metastore summary, catalogs, external locations, storage
@@ -32,20 +33,26 @@ from . import uc as rest
 from .sql import StatementFailed, run_query
 from .workspace import _dicts
 
-# information_schema spells privileges as SQL does ("USE CATALOG"); the API with underscores [verify]
-DIRECT = "(inherited_from IS NULL OR inherited_from = 'NONE')"  # [verify] how direct rows are marked
 _IS = "system.information_schema"
-SCHEMATA_SQL = f"SELECT catalog_name, schema_name, schema_owner, comment FROM {_IS}.schemata"
-TABLES_SQL = (f"SELECT table_catalog, table_schema, table_name, table_type, table_owner, comment FROM {_IS}.tables "
-              "WHERE table_schema <> 'information_schema'")
-COLUMNS_SQL = (f"SELECT table_catalog, table_schema, table_name, column_name, ordinal_position, is_nullable, "
-               f"full_data_type, data_type, comment FROM {_IS}.columns WHERE table_schema <> 'information_schema'")
-MASKS_SQL = (f"SELECT catalog_name, schema_name, table_name, column_name, mask_catalog, mask_schema, mask_name, "
-             f"mask_col_usage FROM {_IS}.column_masks")
-FILTERS_SQL = (f"SELECT table_catalog, table_schema, table_name, filter_catalog, filter_schema, filter_name, "
-               f"target_columns FROM {_IS}.row_filters")
-TAGS_SQL = f"SELECT catalog_name, schema_name, table_name, column_name, tag_name, tag_value FROM {_IS}.column_tags"
-CATALOGS_SQL = f"SELECT catalog_name FROM {_IS}.catalogs"
+DIRECT = "(inherited_from IS NULL OR inherited_from = 'NONE')"  # [verify] how direct rows are marked
+NOT_IS = "table_schema <> 'information_schema'"
+# Rows per statement. An INLINE result is capped at 25 MiB (a bigger one FAILS); a row here is ~100 bytes
+# (names up to 255 characters make ~1 KB the worst case), so larger views are read in pages of this many
+# rows, ordered by their key (LIMIT/OFFSET); a small metastore needs one statement per view.
+PAGE_ROWS = 100_000
+# (view, columns, WHERE, unique ORDER BY key)
+SCHEMATA = ("schemata", "catalog_name, schema_name, schema_owner, comment", None, "catalog_name, schema_name")
+TABLES = ("tables", "table_catalog, table_schema, table_name, table_type, table_owner, comment", NOT_IS,
+          "table_catalog, table_schema, table_name")
+COLUMNS = ("columns", "table_catalog, table_schema, table_name, column_name, ordinal_position, is_nullable, "
+           "full_data_type, data_type, comment", NOT_IS, "table_catalog, table_schema, table_name, column_name")
+MASKS = ("column_masks", "catalog_name, schema_name, table_name, column_name, mask_catalog, mask_schema, mask_name, "
+         "mask_col_usage", None, "catalog_name, schema_name, table_name, column_name")
+FILTERS = ("row_filters", "table_catalog, table_schema, table_name, filter_catalog, filter_schema, filter_name, "
+           "target_columns", None, "table_catalog, table_schema, table_name")
+TAGS = ("column_tags", "catalog_name, schema_name, table_name, column_name, tag_name, tag_value", None,
+        "catalog_name, schema_name, table_name, column_name, tag_name")
+CATALOGS = ("catalogs", "catalog_name", None, "catalog_name")
 WHO_SQL = "SELECT current_user() AS me, is_account_group_member(:owner) AS in_owner_group"
 # securable type (as in the uc section's grant keys) -> (view, columns naming the securable)
 PRIVILEGE_VIEWS = {
@@ -84,6 +91,17 @@ class SqlReader:
     def query(self, statement: str, params=None) -> list[dict]:
         return run_query(self.wc, self.warehouse, statement, params).rows
 
+    def rows(self, spec: tuple) -> list[dict]:
+        """Every row of one information_schema view, PAGE_ROWS per statement."""
+        view, columns, where, order = spec
+        out: list[dict] = []
+        while True:
+            page = self.query(f"SELECT {columns} FROM {_IS}.{view}" + (f" WHERE {where}" if where else "")
+                              + f" ORDER BY {order} LIMIT {PAGE_ROWS}" + (f" OFFSET {len(out)}" if out else ""))
+            out.extend(page)
+            if len(page) < PAGE_ROWS:
+                return out
+
     # -- the listing both sections start from, read once per run -----------------------------------
 
     def listing(self) -> dict:
@@ -98,24 +116,24 @@ class SqlReader:
         schemas = [rest.schema_record({"name": r["schema_name"], "catalog_name": r["catalog_name"],
                                        "full_name": f"{r['catalog_name']}.{r['schema_name']}",
                                        "owner": r["schema_owner"], "comment": r["comment"], "metastore_id": mid})
-                   for r in self.query(SCHEMATA_SQL) if r["catalog_name"] in known]
+                   for r in self.rows(SCHEMATA) if r["catalog_name"] in known]
         scanned = {s["full_name"] for s in schemas if s["name"] not in rest.SYSTEM_SCHEMAS}
         columns: dict[str, list[dict]] = {}
-        for r in self.query(COLUMNS_SQL):
+        for r in self.rows(COLUMNS):
             columns.setdefault(_full(r), []).append({
                 "name": r["column_name"], "position": r["ordinal_position"],
                 "type_name": _TYPE_NAME.get(r["data_type"], r["data_type"]), "type_text": r["full_data_type"],
                 "nullable": r["is_nullable"] == "YES", "comment": r["comment"]})
-        for r in self.query(MASKS_SQL):
+        for r in self.rows(MASKS):
             for c in columns.get(_full(r, "catalog_name", "schema_name"), []):
                 if c["name"] == r["column_name"]:
                     c["mask"] = {"function_name": f"{r['mask_catalog']}.{r['mask_schema']}.{r['mask_name']}",
                                  "using_column_names": _names(r["mask_col_usage"])}
         filters = {_full(r): {"function_name": f"{r['filter_catalog']}.{r['filter_schema']}.{r['filter_name']}",
                               "input_column_names": _names(r["target_columns"])}
-                   for r in self.query(FILTERS_SQL)}
+                   for r in self.rows(FILTERS)}
         tables = []
-        for r in self.query(TABLES_SQL):
+        for r in self.rows(TABLES):
             if f"{r['table_catalog']}.{r['table_schema']}" not in scanned:
                 continue
             full = _full(r)
@@ -132,7 +150,7 @@ class SqlReader:
         who = self.query(WHO_SQL, {"owner": owner or ""})[0]
         me = who["me"]
         admin = owner is not None and (me == owner or who["in_owner_group"] in (True, 1, "true"))
-        seen = {r["catalog_name"] for r in self.query(CATALOGS_SQL)}
+        seen = {r["catalog_name"] for r in self.rows(CATALOGS)}
         missing = sorted(c["name"] for c in catalogs if c["name"] not in seen)
         if admin and not missing:
             return
@@ -163,9 +181,9 @@ class SqlReader:
                 + [("storage_credential", x["name"]) for x in credentials])
         grants: dict[str, dict[str, list[str]]] = {f"{t}/{n}": {} for t, n in keys}
         for stype, (view, name_cols) in PRIVILEGE_VIEWS.items():
-            sql = (f"SELECT grantee, {', '.join(name_cols)}, privilege_type FROM {_IS}.{view} WHERE {DIRECT} "
-                   f"ORDER BY {', '.join(name_cols)}, grantee, privilege_type")
-            for r in self.query(sql):
+            names = ", ".join(name_cols)
+            spec = (view, f"grantee, {names}, privilege_type", DIRECT, f"{names}, grantee, privilege_type, grantor")
+            for r in self.rows(spec):
                 key = f"{stype}/" + ".".join(str(r[c]) for c in name_cols)
                 if key not in grants:
                     continue  # a securable outside this workspace's view (e.g. a catalog bound elsewhere)
@@ -189,7 +207,7 @@ class SqlReader:
         lst = self.listing()
         columns = rest.unmasked_columns(lst["catalogs"], lst["tables"])
         found: dict[str, list[dict]] = {}
-        for r in self.query(TAGS_SQL):
+        for r in self.rows(TAGS):
             tag = {"tag_key": r["tag_name"]}
             if r["tag_value"] not in (None, ""):  # a key-only tag has '' here, no value on the REST API [verify]
                 tag["tag_value"] = r["tag_value"]

@@ -45,7 +45,8 @@ from .routing import ApiError, Ctx, RouteTable, bad_request, not_found
 ROUTES = RouteTable()
 route = ROUTES.route
 
-SQL_DEFAULTS = {"pending_polls": 0, "running_polls": 0, "chunk_rows": 10000}
+# inline_limit_bytes: an INLINE result may hold at most 25 MiB (sdk docstring of StatementExecutionAPI)
+SQL_DEFAULTS = {"pending_polls": 0, "running_polls": 0, "chunk_rows": 10000, "inline_limit_bytes": 25 * 1024 * 1024}
 TERMINAL = ("SUCCEEDED", "FAILED", "CANCELED", "CLOSED")
 
 
@@ -247,7 +248,7 @@ def norm_sql_settings(tenant: dict, ck: Checker) -> None:
     s = tenant.get("sql") or {}
     ck.mapping(s, ("sql",), set(SQL_DEFAULTS))
     for k, d in SQL_DEFAULTS.items():
-        ck.integer(s, k, ("sql",), default=d, minimum=1 if k == "chunk_rows" else 0)
+        ck.integer(s, k, ("sql",), default=d, minimum=1 if k in ("chunk_rows", "inline_limit_bytes") else 0)
     tenant["sql"] = s
 
 
@@ -882,6 +883,12 @@ def execute(ctx: Ctx):
         for n, ch in enumerate(st.chunks):
             metas.append({"chunk_index": n, "row_offset": n * size, "row_count": len(ch),
                           "byte_count": len(json.dumps(ch))})
+        limit = int(settings.get("inline_limit_bytes", SQL_DEFAULTS["inline_limit_bytes"]))
+        if sum(m["byte_count"] for m in metas) > limit:
+            # [verify] Databricks' exact error class and text for an INLINE result over the limit
+            raise SqlError("INLINE_RESULT_TOO_LARGE", f"The statement's result exceeds the {limit} byte limit of "
+                           "the INLINE disposition. Use the EXTERNAL_LINKS disposition, or read fewer rows per "
+                           "statement.", "54000")
         st.manifest = {"format": "JSON_ARRAY", "schema": {"column_count": len(cols), "columns": cols},
                        "total_row_count": len(rows), "total_chunk_count": len(st.chunks),
                        "total_byte_count": sum(m["byte_count"] for m in metas), "truncated": truncated,
