@@ -2,9 +2,9 @@
 
 Databricks runs SQL on a warehouse; the emulator runs the read-only subset our tool sends on an in-memory
 sqlite database holding the *registered tables* (``TABLES``): each is a three-part name, a typed column
-list and a function that builds its rows from the tenant for the calling workspace. Today that is
-``system.access.audit`` (from ``account.audit_log``); ``system.information_schema`` views can be registered
-the same way.
+list and a function that builds its rows from the tenant for the calling workspace:
+``system.access.audit`` (from ``account.audit_log``, here) and the ``system.information_schema`` views
+(``information_schema.py``).
 
 The engine translates Databricks SQL to sqlite token by token and refuses anything it does not know how to
 translate faithfully: such a statement ends FAILED with a message naming the construct. A wrong answer
@@ -16,11 +16,13 @@ Understood: ``SELECT``/``WITH`` queries over registered tables (three-part names
 request's ``catalog``/``schema``), struct field access on struct columns (``user_identity.email``, stored
 as JSON), map access with a string key (``request_params['key']``), named parameter markers (``:name``,
 bound by sqlite, never spliced into the text), ``current_timestamp()``, ``current_date()``,
-``current_timestamp() - INTERVAL n DAYS|HOURS|MINUTES``, and a fixed list of functions.
+``current_timestamp() - INTERVAL n DAYS|HOURS|MINUTES``, a fixed list of functions, and ``current_user()``
+/ ``is_account_group_member(name)`` about the caller.
 
 Statement life cycle (``tenant.sql``): a statement needs ``pending_polls`` GETs in PENDING, then
 ``running_polls`` GETs in RUNNING, before it is SUCCEEDED; so tests can make a client poll. Results are
-split into chunks of ``chunk_rows`` rows.
+split into chunks of ``chunk_rows`` rows; a result over ``inline_limit_bytes`` (25 MiB) FAILS, as INLINE
+results do on Databricks.
 """
 
 from __future__ import annotations
