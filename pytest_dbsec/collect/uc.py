@@ -100,7 +100,9 @@ def empty_uc(assignment=None, read_via="rest") -> dict:
             "external_locations": [], "storage_credentials": [], "grants": {}, "read_via": read_via}
 
 
-@section("uc", "workspace", title="Unity Catalog: metastore, catalogs, schemas, tables, grants")
+@section("uc", "workspace",
+         title="Unity Catalog: metastore, catalogs, schemas, tables, grants (REST, or information_schema with "
+               "--dbsec-uc-via sql)")
 def uc(w, ctx):
     assignment = _assignment(w, ctx)
     if assignment is None:
@@ -194,7 +196,7 @@ def unmasked_columns(catalogs: list[dict], tables: list[dict]) -> list[str]:
 
 
 @section("uc_column_tags", "workspace",
-         title="Unity Catalog column tags of unmasked table columns (one call per column)")
+         title="Unity Catalog column tags of unmasked table columns (REST: one call per column; or information_schema)")
 def uc_column_tags(w, ctx):
     assignment = _assignment(w, ctx)
     if assignment is None:
