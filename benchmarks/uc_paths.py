@@ -11,7 +11,7 @@ same inventory.
 The emulator's SQL engine is sqlite in one Python process: its statement times are not a warehouse's
 (a Databricks SQL warehouse runs these scans distributed, but may first need to start). What carries
 over is the call count: the REST path needs one call per catalog, schema, securable and unmasked column;
-the SQL path a fixed 14 statements (plus their result chunks) and 5 REST lists.
+the SQL path 5 REST lists and one statement per view per 100,000 rows (plus result chunks).
 
 Run ``python benchmarks/uc_paths.py --scale 0.01`` (2,500 tables, 10,000 table grants). Results are in
 docs/benchmark-uc-paths.md.
