@@ -1,4 +1,5 @@
-"""The SQL-warehouse path of the ``uc`` and ``uc_column_tags`` sections (``--dbsec-warehouse-id``).
+"""The SQL-warehouse path of the ``uc`` and ``uc_column_tags`` sections (``--dbsec-uc-via sql`` with
+``--dbsec-warehouse-id``).
 
 The REST path makes one call per catalog (schemas), per schema (tables), per securable (grants) and per
 unmasked column (tags): ~750,000 calls for a metastore with 250,000 tables and a million grants. Here the
@@ -23,8 +24,8 @@ admin sees everything, so before reading, the reader asks the warehouse who it r
 (``is_account_group_member``, which follows nested groups), and compares the catalogs the warehouse
 shows with the REST catalog list. If the caller is not a metastore admin, or a catalog is missing, the
 section FAILS with that reason (fail closed: every UC control then ERRORs, naming it) rather than
-judging a partial inventory. Run as a metastore admin, or drop ``--dbsec-warehouse-id`` for the REST
-path.
+judging a partial inventory. Run as a metastore admin, or use the REST path. Pages of a view are separate
+statements: a change to the metastore between them can shift rows between pages (as between REST calls).
 """
 
 from __future__ import annotations
@@ -164,7 +165,7 @@ class SqlReader:
         raise IncompleteView(
             f"SQL warehouse {self.warehouse}: system.information_schema shows only the securables its caller may "
             f"see, and {'; '.join(why)}: the Unity Catalog inventory would be partial. Run as a metastore admin, "
-            "or without --dbsec-warehouse-id (REST path).")
+            "or with --dbsec-uc-via rest.")
 
     # -- the sections -----------------------------------------------------------------------------
 
