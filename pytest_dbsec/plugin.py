@@ -96,8 +96,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--dbsec-warehouse-id", metavar="ID",
                     help="SQL warehouse (of the first audited workspace) for reading system.access.audit: "
                          "IAM-06/IAM-07 then judge audit-log activity too")
+    group.addoption("--dbsec-uc-via", choices=("rest", "sql"), default=None,
+                    help="how Unity Catalog ownership, grants, masks and column tags are read: 'rest' (default; one "
+                         "call per securable) or 'sql' (a dozen system.information_schema queries on "
+                         "--dbsec-warehouse-id; needs a metastore admin, else the UC controls ERROR)")
     parser.addini("dbsec_report_dir", "where pytest-dbsec writes reports", default="reports")
     parser.addini("dbsec_warehouse_id", "default --dbsec-warehouse-id", default="")
+    parser.addini("dbsec_uc_via", "default --dbsec-uc-via (rest or sql)", default="rest")
     parser.addini("dbsec_max_workers", "concurrent API calls per host during collection", default="8")
     parser.addini("dbsec_baseline", "baseline name or path", default="default")
     parser.addini("dbsec_fail_on", "default --dbsec-fail-on", default="low")
@@ -219,6 +224,15 @@ class DbsecRun:
         if replay and config.getoption("dbsec_warehouse_id"):
             raise pytest.UsageError("--dbsec-warehouse-id reads a live SQL warehouse; --dbsec-replay judges the "
                                     "audit_activity the snapshot already holds")
+        uc_via = _opt(config, "dbsec_uc_via", "dbsec_uc_via") or "rest"
+        if uc_via not in ("rest", "sql"):
+            raise pytest.UsageError(f"dbsec_uc_via (ini) must be 'rest' or 'sql', not {uc_via!r}")
+        if uc_via == "sql" and replay:
+            raise pytest.UsageError("--dbsec-uc-via sql reads a live SQL warehouse; --dbsec-replay judges the "
+                                    "uc data the snapshot already holds")
+        if uc_via == "sql" and not replay and not _opt(config, "dbsec_warehouse_id", "dbsec_warehouse_id"):
+            raise pytest.UsageError("--dbsec-uc-via sql needs --dbsec-warehouse-id (the SQL warehouse that runs the "
+                                    "system.information_schema queries)")
         if demo and (profile or host or account_profile or from_env):
             raise pytest.UsageError("--dbsec-demo audits the embedded demo tenant; it cannot be combined with "
                                     "--dbsec, --databricks-profile, --databricks-host or --databricks-account-profile")
@@ -296,7 +310,8 @@ class DbsecRun:
             # are fetched (the section records which names it covered)
             options = {"warehouse_id": _opt(config, "dbsec_warehouse_id", "dbsec_warehouse_id"),
                        "warehouse_workspace": run.workspace_names[0] if run.workspace_names else None,
-                       "audit_principals": tuple(run.baseline.break_glass.principals)}
+                       "audit_principals": tuple(run.baseline.break_glass.principals),
+                       "uc_via": _opt(config, "dbsec_uc_via", "dbsec_uc_via") or "rest"}
             run.collector = Collector(run.inventory, run.targets, max_workers=workers, progress=run.progress,
                                       client_factory=run._client, options=options)
         return run

@@ -20,6 +20,12 @@ Sections:
 
 A workspace with no metastore assigned is a fact, not a read error: every section says so with
 ``assignment: None`` (UC-01 fails on it, the other UC controls skip).
+
+Two paths read ``uc`` and ``uc_column_tags``: the REST path above (the default), and, with
+``--dbsec-uc-via sql --dbsec-warehouse-id ID``, the SQL-warehouse path (``uc_sql.py``): a dozen queries on
+``system.information_schema`` instead of one REST call per securable and per column. Both keep the same
+fields of each schema, table and column (``schema_record``/``table_record``), so the data is the same
+whichever path ran; ``read_via`` says which one did.
 """
 
 from __future__ import annotations
@@ -53,13 +59,61 @@ def _assignment(w, ctx) -> dict | None:
     return ctx.once(("metastore assignment", w.config.host), read)
 
 
-@section("uc", "workspace", title="Unity Catalog: metastore, catalogs, schemas, tables, grants")
+# The fields the inventory keeps of each schema, table and column: what both paths can read (REST objects
+# carry more, information_schema less), so the data does not depend on the path.
+SCHEMA_FIELDS = ("name", "catalog_name", "full_name", "owner", "comment", "metastore_id")
+TABLE_FIELDS = ("name", "catalog_name", "schema_name", "full_name", "owner", "table_type", "comment",
+                "metastore_id")
+COLUMN_FIELDS = ("name", "position", "type_name", "type_text", "nullable", "comment")
+
+
+def schema_record(s: dict) -> dict:
+    return {k: s[k] for k in SCHEMA_FIELDS if s.get(k) is not None}
+
+
+def table_record(t: dict) -> dict:
+    out = {k: t[k] for k in TABLE_FIELDS if t.get(k) is not None}
+    rf = t.get("row_filter") or {}
+    if rf.get("function_name"):
+        out["row_filter"] = {"function_name": rf["function_name"],
+                             "input_column_names": list(rf.get("input_column_names") or [])}
+    out["columns"] = [column_record(c) for c in t.get("columns") or []]
+    return out
+
+
+def column_record(c: dict) -> dict:
+    out = {k: c[k] for k in COLUMN_FIELDS if c.get(k) is not None}
+    mask = c.get("mask") or {}
+    if mask.get("function_name"):
+        out["mask"] = {"function_name": mask["function_name"],
+                       "using_column_names": list(mask.get("using_column_names") or [])}
+    return out
+
+
+def sql_path(ctx) -> bool:
+    """``--dbsec-uc-via sql`` (with ``--dbsec-warehouse-id``): read through system.information_schema."""
+    return ctx.options.get("uc_via") == "sql" and bool(ctx.options.get("warehouse_id"))
+
+
+def empty_uc(assignment=None, read_via="rest") -> dict:
+    return {"assignment": assignment, "metastore": None, "catalogs": [], "schemas": [], "tables": [],
+            "external_locations": [], "storage_credentials": [], "grants": {}, "read_via": read_via}
+
+
+@section("uc", "workspace",
+         title="Unity Catalog: metastore, catalogs, schemas, tables, grants (REST, or information_schema with "
+               "--dbsec-uc-via sql)")
 def uc(w, ctx):
     assignment = _assignment(w, ctx)
     if assignment is None:
         # no metastore assigned: a fact (UC-01 fails on it), not a read error
-        return {"assignment": None, "metastore": None, "catalogs": [], "schemas": [], "tables": [],
-                "external_locations": [], "storage_credentials": [], "grants": {}}
+        return empty_uc()
+    if sql_path(ctx):
+        from . import uc_sql  # imports this module
+
+        reader = uc_sql.reader(w, ctx, assignment)
+        if reader is not None:
+            return reader.uc()
     summary = w.metastores.summary().as_dict()
     catalogs, schemas, tables = _listing(w, ctx)
     schemas_to_scan = [s for s in schemas if s.get("name") not in SYSTEM_SCHEMAS]
@@ -81,6 +135,7 @@ def uc(w, ctx):
         "external_locations": locations,
         "storage_credentials": credentials,
         "grants": {f"{t}/{n}": g for (t, n), g in zip(securables, grants)},
+        "read_via": "rest",
     }
 
 
@@ -96,7 +151,7 @@ def _listing(w, ctx) -> tuple[list[dict], list[dict], list[dict]]:
         tables = [t for batch in ctx.fan_out(
             lambda s: _dicts(w.tables.list(catalog_name=s["catalog_name"], schema_name=s["name"])),
             [s for s in schemas if s.get("name") not in SYSTEM_SCHEMAS]) for t in batch]
-        return catalogs, schemas, tables
+        return catalogs, [schema_record(s) for s in schemas], [table_record(t) for t in tables]
 
     return ctx.once(("uc listing", w.config.host), read)
 
@@ -134,16 +189,26 @@ def is_masked(column: dict) -> bool:
     return bool((column.get("mask") or {}).get("function_name"))
 
 
+def unmasked_columns(catalogs: list[dict], tables: list[dict]) -> list[str]:
+    """Full names of the columns ``uc_column_tags`` reads tags for."""
+    return [f"{t['full_name']}.{c['name']}" for t in maskable_tables({"catalogs": catalogs, "tables": tables})
+            for c in t.get("columns") or [] if c.get("name") and not is_masked(c)]
+
+
 @section("uc_column_tags", "workspace",
-         title="Unity Catalog column tags of unmasked table columns (one call per column)")
+         title="Unity Catalog column tags of unmasked table columns (REST: one call per column; or information_schema)")
 def uc_column_tags(w, ctx):
     assignment = _assignment(w, ctx)
     if assignment is None:
-        return {"assignment": None, "tags": {}, "vanished": []}
+        return {"assignment": None, "tags": {}, "vanished": [], "read_via": "rest"}
+    if sql_path(ctx):
+        from . import uc_sql  # imports this module
+
+        reader = uc_sql.reader(w, ctx, assignment)
+        if reader is not None:
+            return reader.column_tags()
     catalogs, _, tables = _listing(w, ctx)
-    data = {"catalogs": catalogs, "tables": tables}
-    columns = [f"{t['full_name']}.{c['name']}" for t in maskable_tables(data)
-               for c in t.get("columns") or [] if c.get("name") and not is_masked(c)]
+    columns = unmasked_columns(catalogs, tables)
 
     def tags_of(full: str):
         try:
@@ -157,6 +222,7 @@ def uc_column_tags(w, ctx):
         "tags": {c: [{k: v for k, v in a.items() if k in ("tag_key", "tag_value")} for a in tags]
                  for c, tags in zip(columns, found) if tags is not None},
         "vanished": [c for c, tags in zip(columns, found) if tags is None],
+        "read_via": "rest",
     }
 
 

@@ -92,7 +92,7 @@ def _schema(ctx: Ctx, m: dict, c: dict, s: dict) -> dict:
 def _column(col: dict, i: int) -> dict:
     out = copy.deepcopy(col)
     out.setdefault("position", i)
-    tn = out.get("type_name", "STRING")
+    tn = out.setdefault("type_name", "STRING")  # Databricks always sends it
     out.setdefault("type_text", _TYPE_TEXT.get(tn, tn.lower()))
     out.setdefault("nullable", True)
     out.setdefault(
@@ -113,6 +113,7 @@ def _table(ctx: Ctx, m: dict, c: dict, s: dict, t: dict, omit_columns: bool = Fa
             "metastore_id": m["metastore_id"],
         }
     )
+    out.setdefault("table_type", "MANAGED")  # Databricks always sends it
     if omit_columns:
         out.pop("columns", None)
     else:

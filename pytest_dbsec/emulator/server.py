@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Dict, List, Optional, Union
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from . import routes_account, routes_uc, routes_workspace, sql
+from . import information_schema, routes_account, routes_uc, routes_workspace, sql
 from .identity import Directory, Principal, WorkspaceView
 from .routing import ACCOUNT_ADMIN, PUBLIC, WS_ADMIN, ApiError, Ctx, Response, RouteTable
 from .tenant import Tenant, TenantError, load_tenant, normalize
@@ -42,6 +42,7 @@ WORKSPACE_ROUTES = RouteTable()
 WORKSPACE_ROUTES.extend(routes_workspace.ROUTES)
 WORKSPACE_ROUTES.extend(routes_uc.ROUTES)
 WORKSPACE_ROUTES.extend(sql.ROUTES)
+information_schema.install()  # system.information_schema.* for the SQL engine
 ACCOUNT_ROUTES = RouteTable()
 ACCOUNT_ROUTES.extend(routes_account.ROUTES)
 

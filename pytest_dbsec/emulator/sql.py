@@ -2,9 +2,9 @@
 
 Databricks runs SQL on a warehouse; the emulator runs the read-only subset our tool sends on an in-memory
 sqlite database holding the *registered tables* (``TABLES``): each is a three-part name, a typed column
-list and a function that builds its rows from the tenant for the calling workspace. Today that is
-``system.access.audit`` (from ``account.audit_log``); ``system.information_schema`` views can be registered
-the same way.
+list and a function that builds its rows from the tenant for the calling workspace:
+``system.access.audit`` (from ``account.audit_log``, here) and the ``system.information_schema`` views
+(``information_schema.py``).
 
 The engine translates Databricks SQL to sqlite token by token and refuses anything it does not know how to
 translate faithfully: such a statement ends FAILED with a message naming the construct. A wrong answer
@@ -16,11 +16,13 @@ Understood: ``SELECT``/``WITH`` queries over registered tables (three-part names
 request's ``catalog``/``schema``), struct field access on struct columns (``user_identity.email``, stored
 as JSON), map access with a string key (``request_params['key']``), named parameter markers (``:name``,
 bound by sqlite, never spliced into the text), ``current_timestamp()``, ``current_date()``,
-``current_timestamp() - INTERVAL n DAYS|HOURS|MINUTES``, and a fixed list of functions.
+``current_timestamp() - INTERVAL n DAYS|HOURS|MINUTES``, a fixed list of functions, and ``current_user()``
+/ ``is_account_group_member(name)`` about the caller.
 
 Statement life cycle (``tenant.sql``): a statement needs ``pending_polls`` GETs in PENDING, then
 ``running_polls`` GETs in RUNNING, before it is SUCCEEDED; so tests can make a client poll. Results are
-split into chunks of ``chunk_rows`` rows.
+split into chunks of ``chunk_rows`` rows; a result over ``inline_limit_bytes`` (25 MiB) FAILS, as INLINE
+results do on Databricks.
 """
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ from .routing import ApiError, Ctx, RouteTable, bad_request, not_found
 ROUTES = RouteTable()
 route = ROUTES.route
 
-SQL_DEFAULTS = {"pending_polls": 0, "running_polls": 0, "chunk_rows": 10000}
+# inline_limit_bytes: an INLINE result may hold at most 25 MiB (sdk docstring of StatementExecutionAPI)
+SQL_DEFAULTS = {"pending_polls": 0, "running_polls": 0, "chunk_rows": 10000, "inline_limit_bytes": 25 * 1024 * 1024}
 TERMINAL = ("SUCCEEDED", "FAILED", "CANCELED", "CLOSED")
 
 
@@ -247,7 +250,7 @@ def norm_sql_settings(tenant: dict, ck: Checker) -> None:
     s = tenant.get("sql") or {}
     ck.mapping(s, ("sql",), set(SQL_DEFAULTS))
     for k, d in SQL_DEFAULTS.items():
-        ck.integer(s, k, ("sql",), default=d, minimum=1 if k == "chunk_rows" else 0)
+        ck.integer(s, k, ("sql",), default=d, minimum=1 if k in ("chunk_rows", "inline_limit_bytes") else 0)
     tenant["sql"] = s
 
 
@@ -278,6 +281,8 @@ FUNCTIONS = {
     "COUNT": "count", "MAX": "max", "MIN": "min", "SUM": "sum", "COALESCE": "coalesce", "LOWER": "lower",
     "UPPER": "upper", "LENGTH": "length", "TRIM": "trim", "NULLIF": "nullif", "SUBSTRING": "substr",
     "SUBSTR": "substr",
+    # about the caller: bound per statement in run_query
+    "CURRENT_USER": "current_user", "IS_ACCOUNT_GROUP_MEMBER": "is_account_group_member",
 }
 CAST_TYPES = {"STRING": "TEXT", "BIGINT": "INTEGER", "INT": "INTEGER", "LONG": "INTEGER"}
 INTERVAL_UNITS = {"DAY": 86_400_000, "DAYS": 86_400_000, "HOUR": 3_600_000, "HOURS": 3_600_000,
@@ -672,6 +677,7 @@ def run_query(ctx: Ctx, statement: str, params: Dict[str, Tuple[str, Any]], cata
     con = sqlite3.connect(":memory:")
     try:
         con.execute("PRAGMA case_sensitive_like = ON")  # LIKE is case-sensitive in Databricks
+        _bind_caller_functions(con, ctx)
         for name, t in plan.tables.items():
             con.execute(f"CREATE TABLE {_quote(name)} (" + ", ".join(_quote(c.name) for c in t.columns) + ")")
             rows = t.rows(ctx)
@@ -705,6 +711,15 @@ def run_query(ctx: Ctx, statement: str, params: Dict[str, Tuple[str, Any]], cata
         c["position"] = k
     rows = [[_cell(v, cols[k]["type_name"]) for k, v in enumerate(r)] for r in data]
     return cols, rows
+
+
+def _bind_caller_functions(con, ctx: Ctx) -> None:
+    """current_user(): the caller's userName (an SP's applicationId); is_account_group_member(g): whether
+    the caller is in account group g, directly or through nested groups."""
+    p = ctx.principal
+    groups = {g.name for g in ctx.state.directory.ancestors(p)}
+    con.create_function("current_user", 0, lambda: p.name, deterministic=True)
+    con.create_function("is_account_group_member", 1, lambda g: 1 if g in groups else 0, deterministic=True)
 
 
 def _out_name(sqlite_name: str, col: Column) -> str:
@@ -870,6 +885,12 @@ def execute(ctx: Ctx):
         for n, ch in enumerate(st.chunks):
             metas.append({"chunk_index": n, "row_offset": n * size, "row_count": len(ch),
                           "byte_count": len(json.dumps(ch))})
+        limit = int(settings.get("inline_limit_bytes", SQL_DEFAULTS["inline_limit_bytes"]))
+        if sum(m["byte_count"] for m in metas) > limit:
+            # [verify] Databricks' exact error class and text for an INLINE result over the limit
+            raise SqlError("INLINE_RESULT_TOO_LARGE", f"The statement's result exceeds the {limit} byte limit of "
+                           "the INLINE disposition. Use the EXTERNAL_LINKS disposition, or read fewer rows per "
+                           "statement.", "54000")
         st.manifest = {"format": "JSON_ARRAY", "schema": {"column_count": len(cols), "columns": cols},
                        "total_row_count": len(rows), "total_chunk_count": len(st.chunks),
                        "total_byte_count": sum(m["byte_count"] for m in metas), "truncated": truncated,

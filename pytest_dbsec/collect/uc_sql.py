@@ -1,0 +1,225 @@
+"""The SQL-warehouse path of the ``uc`` and ``uc_column_tags`` sections (``--dbsec-uc-via sql`` with
+``--dbsec-warehouse-id``).
+
+The REST path makes one call per catalog (schemas), per schema (tables), per securable (grants) and per
+unmasked column (tags): ~750,000 calls for a metastore with 250,000 tables and a million grants. Here the
+same inventory comes from one statement per ``system.information_schema`` view (more only for a view with
+over ``PAGE_ROWS`` rows: an INLINE result is capped at 25 MiB), run by the warehouse (Databricks' own
+distributed engine):
+
+* REST, one list each (cheap, and the fields information_schema lacks: isolation mode, catalog type,
+  the metastore's sharing settings): metastore summary, catalogs, external locations, storage
+  credentials;
+* SQL: ``schemata``, ``tables``, ``columns``, ``column_masks``, ``row_filters``, the direct rows
+  (``inherited_from`` NULL) of ``metastore_``/``catalog_``/``schema_``/``table_``/``external_location_``/
+  ``storage_credential_privileges``, and ``column_tags`` for ``uc_column_tags``.
+
+The result has exactly the shape of the REST path (``uc.schema_record``/``table_record``; grants as
+``privilege_assignments``, privilege names in API spelling), so controls and the access graph cannot
+tell which path ran; ``read_via`` records it.
+
+Visibility: information_schema rows are filtered to the securables the caller may see. Only a metastore
+admin sees everything, so before reading, the reader asks the warehouse who it runs as
+(``current_user()``) and whether that principal is the metastore owner or in the owner group
+(``is_account_group_member``, which follows nested groups), and compares the catalogs the warehouse
+shows with the REST catalog list. If the caller is not a metastore admin, or a catalog is missing, the
+section FAILS with that reason (fail closed: every UC control then ERRORs, naming it) rather than
+judging a partial inventory. Run as a metastore admin, or use the REST path. Pages of a view are separate
+statements: a change to the metastore between them can shift rows between pages (as between REST calls).
+"""
+
+from __future__ import annotations
+
+from . import uc as rest
+from .sql import StatementFailed, run_query
+from .workspace import _dicts
+
+_IS = "system.information_schema"
+DIRECT = "(inherited_from IS NULL OR inherited_from = 'NONE')"  # [verify] how direct rows are marked
+NOT_IS = "table_schema <> 'information_schema'"
+# Rows per statement. An INLINE result is capped at 25 MiB (a bigger one FAILS); a row here is ~100 bytes
+# (names up to 255 characters make ~1 KB the worst case), so larger views are read in pages of this many
+# rows, ordered by their key (LIMIT/OFFSET); a small metastore needs one statement per view.
+PAGE_ROWS = 100_000
+# (view, columns, WHERE, unique ORDER BY key)
+SCHEMATA = ("schemata", "catalog_name, schema_name, schema_owner, comment", None, "catalog_name, schema_name")
+TABLES = ("tables", "table_catalog, table_schema, table_name, table_type, table_owner, comment", NOT_IS,
+          "table_catalog, table_schema, table_name")
+COLUMNS = ("columns", "table_catalog, table_schema, table_name, column_name, ordinal_position, is_nullable, "
+           "full_data_type, data_type, comment", NOT_IS, "table_catalog, table_schema, table_name, column_name")
+MASKS = ("column_masks", "catalog_name, schema_name, table_name, column_name, mask_catalog, mask_schema, mask_name, "
+         "mask_col_usage", None, "catalog_name, schema_name, table_name, column_name")
+FILTERS = ("row_filters", "table_catalog, table_schema, table_name, filter_catalog, filter_schema, filter_name, "
+           "target_columns", None, "table_catalog, table_schema, table_name")
+TAGS = ("column_tags", "catalog_name, schema_name, table_name, column_name, tag_name, tag_value", None,
+        "catalog_name, schema_name, table_name, column_name, tag_name")
+CATALOGS = ("catalogs", "catalog_name", None, "catalog_name")
+WHO_SQL = "SELECT current_user() AS me, is_account_group_member(:owner) AS in_owner_group"
+# securable type (as in the uc section's grant keys) -> (view, columns naming the securable)
+PRIVILEGE_VIEWS = {
+    "metastore": ("metastore_privileges", ("metastore_id",)),
+    "catalog": ("catalog_privileges", ("catalog_name",)),
+    "schema": ("schema_privileges", ("catalog_name", "schema_name")),
+    "table": ("table_privileges", ("table_catalog", "table_schema", "table_name")),
+    "external_location": ("external_location_privileges", ("external_location_name",)),
+    "storage_credential": ("storage_credential_privileges", ("storage_credential_name",)),
+}
+# information_schema data_type -> the API's ColumnTypeName
+_TYPE_NAME = {"BIGINT": "LONG", "SMALLINT": "SHORT", "TINYINT": "BYTE"}
+
+
+class IncompleteView(StatementFailed):
+    """information_schema would show the caller only part of the metastore."""
+
+
+def reader(w, ctx, assignment: dict) -> "SqlReader | None":
+    """The SQL reader for this workspace, or None when the warehouse cannot read its metastore (it
+    belongs to a workspace of another metastore): then the REST path runs."""
+    warehouse = ctx.options["warehouse_id"]
+    owner = ctx.options.get("warehouse_workspace")
+    wc = ctx.workspace_client(owner) if owner else w
+    if wc is not w:
+        there = rest._assignment(wc, ctx)
+        if (there or {}).get("metastore_id") != assignment["metastore_id"]:
+            return None
+    return SqlReader(w, wc, warehouse, ctx, assignment)
+
+
+class SqlReader:
+    def __init__(self, w, wc, warehouse: str, ctx, assignment: dict):
+        self.w, self.wc, self.warehouse, self.ctx, self.assignment = w, wc, warehouse, ctx, assignment
+
+    def query(self, statement: str, params=None) -> list[dict]:
+        return run_query(self.wc, self.warehouse, statement, params).rows
+
+    def rows(self, spec: tuple) -> list[dict]:
+        """Every row of one information_schema view, PAGE_ROWS per statement."""
+        view, columns, where, order = spec
+        out: list[dict] = []
+        while True:
+            page = self.query(f"SELECT {columns} FROM {_IS}.{view}" + (f" WHERE {where}" if where else "")
+                              + f" ORDER BY {order} LIMIT {PAGE_ROWS}" + (f" OFFSET {len(out)}" if out else ""))
+            out.extend(page)
+            if len(page) < PAGE_ROWS:
+                return out
+
+    # -- the listing both sections start from, read once per run -----------------------------------
+
+    def listing(self) -> dict:
+        return self.ctx.once(("uc sql listing", self.w.config.host, self.warehouse), self._read_listing)
+
+    def _read_listing(self) -> dict:
+        summary = self.w.metastores.summary().as_dict()
+        catalogs = _dicts(self.w.catalogs.list())
+        self._check_coverage(summary, catalogs)
+        mid = summary["metastore_id"]
+        known = {c["name"] for c in catalogs}
+        schemas = [rest.schema_record({"name": r["schema_name"], "catalog_name": r["catalog_name"],
+                                       "full_name": f"{r['catalog_name']}.{r['schema_name']}",
+                                       "owner": r["schema_owner"], "comment": r["comment"], "metastore_id": mid})
+                   for r in self.rows(SCHEMATA) if r["catalog_name"] in known]
+        scanned = {s["full_name"] for s in schemas if s["name"] not in rest.SYSTEM_SCHEMAS}
+        columns: dict[str, list[dict]] = {}
+        for r in self.rows(COLUMNS):
+            columns.setdefault(_full(r), []).append({
+                "name": r["column_name"], "position": r["ordinal_position"],
+                "type_name": _TYPE_NAME.get(r["data_type"], r["data_type"]), "type_text": r["full_data_type"],
+                "nullable": r["is_nullable"] == "YES", "comment": r["comment"]})
+        for r in self.rows(MASKS):
+            for c in columns.get(_full(r, "catalog_name", "schema_name"), []):
+                if c["name"] == r["column_name"]:
+                    c["mask"] = {"function_name": f"{r['mask_catalog']}.{r['mask_schema']}.{r['mask_name']}",
+                                 "using_column_names": _names(r["mask_col_usage"])}
+        filters = {_full(r): {"function_name": f"{r['filter_catalog']}.{r['filter_schema']}.{r['filter_name']}",
+                              "input_column_names": _names(r["target_columns"])}
+                   for r in self.rows(FILTERS)}
+        tables = []
+        for r in self.rows(TABLES):
+            if f"{r['table_catalog']}.{r['table_schema']}" not in scanned:
+                continue
+            full = _full(r)
+            tables.append(rest.table_record({
+                "name": r["table_name"], "catalog_name": r["table_catalog"], "schema_name": r["table_schema"],
+                "full_name": full, "owner": r["table_owner"], "table_type": r["table_type"], "comment": r["comment"],
+                "metastore_id": mid, "row_filter": filters.get(full),
+                "columns": sorted(columns.get(full, []), key=lambda c: c["position"])}))
+        return {"summary": summary, "catalogs": catalogs, "schemas": schemas, "tables": tables}
+
+    def _check_coverage(self, summary: dict, catalogs: list[dict]) -> None:
+        """Fail unless the warehouse's caller sees the whole metastore (see the module docstring)."""
+        owner = summary.get("owner")
+        who = self.query(WHO_SQL, {"owner": owner or ""})[0]
+        me = who["me"]
+        admin = owner is not None and (me == owner or who["in_owner_group"] in (True, 1, "true"))
+        seen = {r["catalog_name"] for r in self.rows(CATALOGS)}
+        missing = sorted(c["name"] for c in catalogs if c["name"] not in seen)
+        if admin and not missing:
+            return
+        why = []
+        if not admin:
+            why.append(f"{me} is not a metastore admin (the metastore owner is {owner}, and {me} is neither it "
+                       "nor a member of it)")
+        if missing:
+            why.append(f"{len(missing)} catalog(s) the REST API lists are not in information_schema.catalogs: "
+                       + ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else ""))
+        raise IncompleteView(
+            f"SQL warehouse {self.warehouse}: system.information_schema shows only the securables its caller may "
+            f"see, and {'; '.join(why)}: the Unity Catalog inventory would be partial. Run as a metastore admin, "
+            "or with --dbsec-uc-via rest.")
+
+    # -- the sections -----------------------------------------------------------------------------
+
+    def uc(self) -> dict:
+        lst = self.listing()
+        summary, catalogs, schemas, tables = lst["summary"], lst["catalogs"], lst["schemas"], lst["tables"]
+        locations = _dicts(self.w.external_locations.list())
+        credentials = _dicts(self.w.storage_credentials.list())
+        keys = ([("metastore", summary["metastore_id"])]
+                + [("catalog", c["name"]) for c in catalogs]
+                + [("schema", s["full_name"]) for s in schemas if s["name"] not in rest.SYSTEM_SCHEMAS]
+                + [("table", t["full_name"]) for t in tables]
+                + [("external_location", x["name"]) for x in locations]
+                + [("storage_credential", x["name"]) for x in credentials])
+        grants: dict[str, dict[str, list[str]]] = {f"{t}/{n}": {} for t, n in keys}
+        for stype, (view, name_cols) in PRIVILEGE_VIEWS.items():
+            names = ", ".join(name_cols)
+            spec = (view, f"grantee, {names}, privilege_type", DIRECT, f"{names}, grantee, privilege_type, grantor")
+            for r in self.rows(spec):
+                key = f"{stype}/" + ".".join(str(r[c]) for c in name_cols)
+                if key not in grants:
+                    continue  # a securable outside this workspace's view (e.g. a catalog bound elsewhere)
+                privs = grants[key].setdefault(r["grantee"], [])
+                p = str(r["privilege_type"]).replace(" ", "_")
+                if p not in privs:
+                    privs.append(p)
+        return {
+            "assignment": self.assignment,
+            "metastore": summary,
+            "catalogs": catalogs,
+            "schemas": schemas,
+            "tables": tables,
+            "external_locations": locations,
+            "storage_credentials": credentials,
+            "grants": {k: [{"principal": p, "privileges": v} for p, v in by.items()] for k, by in grants.items()},
+            "read_via": "sql",
+        }
+
+    def column_tags(self) -> dict:
+        lst = self.listing()
+        columns = rest.unmasked_columns(lst["catalogs"], lst["tables"])
+        found: dict[str, list[dict]] = {}
+        for r in self.rows(TAGS):
+            tag = {"tag_key": r["tag_name"]}
+            if r["tag_value"] not in (None, ""):  # a key-only tag has '' here, no value on the REST API [verify]
+                tag["tag_value"] = r["tag_value"]
+            found.setdefault(_full(r, "catalog_name", "schema_name") + f".{r['column_name']}", []).append(tag)
+        return {"assignment": self.assignment, "tags": {c: found.get(c, []) for c in columns}, "vanished": [],
+                "read_via": "sql"}
+
+
+def _full(r: dict, catalog: str = "table_catalog", schema: str = "table_schema") -> str:
+    return f"{r[catalog]}.{r[schema]}.{r['table_name']}"
+
+
+def _names(text) -> list[str]:
+    return [x.strip() for x in str(text).split(",") if x.strip()] if text else []
