@@ -683,7 +683,8 @@ def _account_wide_inventory(args, ws_sections, acc_sections, session):
     import dataclasses
 
     from .collect import Collector
-    from .connect import ConnectError, Target, account_client, list_workspaces, preflight, workspace_client
+    from .collect.account import WORKSPACE_LIST
+    from .connect import CallLog, ConnectError, Target, account_client, list_workspaces, preflight, workspace_client
     from .inventory import ACCOUNT, Inventory, Scope
     from .targets import TargetError, cannot_connect, plan
 
@@ -691,8 +692,9 @@ def _account_wide_inventory(args, ws_sections, acc_sections, session):
     account = Target(ACCOUNT, kind="account", profile=args.databricks_account_profile)
     _progress(f"listing the workspaces of {account.describe()}")
     try:
-        workspaces = plan(list_workspaces(account), args.workspaces, urls, account,
-                          "access: --workspaces", "access: --workspace-urls")
+        with CallLog() as listing:
+            listed = list_workspaces(account)
+        workspaces = plan(listed, args.workspaces, urls, account, "access: --workspaces", "access: --workspace-urls")
     except ConnectError as e:
         raise InputError(f"access: {e}") from None
     except TargetError as e:
@@ -722,6 +724,7 @@ def _account_wide_inventory(args, ws_sections, acc_sections, session):
     wanted = [(ACCOUNT, s) for s in acc_sections] + [(ws, s) for ws in inv.workspaces for s in ws_sections]
     session["collector"] = Collector(inv, targets, max_workers=args.max_workers, progress=_progress,
                                      client_factory=client)
+    session["collector"].seed(WORKSPACE_LIST, listed, listing.calls)  # listed once: the section starts from it
     session["collector"].ensure(wanted)
     # the warehouse belongs to the first workspace of the account that can be read
     session["warehouse_workspace"] = next((n for n in inv.workspaces if n not in unavailable), None)
