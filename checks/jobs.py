@@ -302,7 +302,8 @@ def _editors(acl: dict | None, levels_wanted, known) -> dict[str, tuple[str, lis
 
 @pytest.mark.dbsec(
     id="JOB-04", title="No run-as escalation", severity="critical", scope="workspace",
-    sections=["jobs", "acls_jobs", "acls_pipelines", "job_code", "identities", "uc", "secrets"], refs={"seeds": ["escalation"]},
+    sections=["jobs", "acls_jobs", "acls_pipelines", "job_code", "identities", "uc", "secrets"],
+    refs={"seeds": ["escalation"]},
     rationale="A job runs as its run_as identity whoever changes it: a principal that can edit the job or the "
               "code it runs executes its own code with that identity's rights -- an admin's, or a service "
               "principal's grants and secrets.",
@@ -314,8 +315,9 @@ def _editors(acl: dict | None, levels_wanted, known) -> dict[str, tuple[str, lis
 def test_JOB_04_no_run_as_escalation(workspace, findings):
     m = _membership(workspace)
     privileges = Privileges(m, workspace.data("uc"), workspace.data("secrets"))
-    acls = {k: v for name in ("acls_jobs", "acls_pipelines") for k, v in (workspace.data(name).get("acls") or {}).items()}
-    vanished = {k for name in ("acls_jobs", "acls_pipelines") for k in workspace.data(name).get("vanished") or []}
+    acl_sections = ("acls_jobs", "acls_pipelines")
+    acls = {k: v for name in acl_sections for k, v in (workspace.data(name).get("acls") or {}).items()}
+    vanished = {k for name in acl_sections for k in workspace.data(name).get("vanished") or []}
     code = workspace.data("job_code")
     repo_acl = {r.get("path"): r.get("acl") for r in code.get("repos") or []}
     summaries: dict[str, dict] = {}
