@@ -148,6 +148,9 @@ def minimum_calls(tenant: dict, sections: list[tuple[str, str]]) -> dict[str, in
     """The fewest requests that read these sections of this tenant, per host ("account" or a
     workspace name): one per list page at the largest page the server gives, one per object
     read, nothing twice. "<host>:permissions" holds the calls on the host's busier rate-limited route."""
+    from pytest_dbsec.collect.workspace import ACL_OBJECTS
+    from pytest_dbsec.inventory import acl_section
+
     names = {n for _, n in sections}
     acct = tenant["account"]
     paging = tenant["paging"]
@@ -199,11 +202,11 @@ def minimum_calls(tenant: dict, sections: list[tuple[str, str]]) -> dict[str, in
             c += 1 + len(ws["pipelines"]) + pages(len(ws["jobs"]), 100)
         if "workspace_objects" in names:
             c += 4
-        if "object_acls" in names:
-            n_obj = (len(ws["clusters"]) + len(ws["cluster_policies"]) + len(ws["instance_pools"]) + len(ws["jobs"])
-                     + len(ws["pipelines"]) + len(ws["warehouses"]))
-            c += n_obj
-            perms += n_obj
+        for obj_type, _, key, *_ in ACL_OBJECTS:  # one permissions read per object of each type read
+            if acl_section(obj_type) in names:
+                n_obj = len(ws.get(key) or [])
+                c += n_obj
+                perms += n_obj
         if "secrets" in names:
             c += 1 + len(ws["secret_scopes"])
         # the workspace tree, walked once from / for the credential scan and the tree's ACLs: one

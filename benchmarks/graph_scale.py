@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass, field
 
 from pytest_dbsec.graph.access import AccessGraph
-from pytest_dbsec.inventory import ACCOUNT, OK, Inventory, Scope, Section
+from pytest_dbsec.inventory import ACCOUNT, ACL_OBJECT_TYPES, OK, Inventory, Scope, Section, acl_section
 
 LAYERS = 10  # Databricks: at most 10 nested layers
 DOMAIN = "bench.example.com"
@@ -308,12 +308,14 @@ def generate(scale: Scale = FULL, seed: int = 5) -> Tenant:
                 # one metastore shared by every workspace, as in a real account: the graph reads it once
                 ("uc", uc),
                 ("tokens", {"token_infos": tokens}),
-                ("object_acls", {"acls": acls}),
                 ("workspace_acls", {"objects": tree, "found": len(tree), "limit": 20_000, "truncated": False,
                                     "listing_errors": [], "vanished": []}),
                 ("jobs", {"jobs": jobs, "pipelines": pipelines, "credential_matches": []}),
                 ("secrets", {"scopes": scopes}),
-                ("compute", {"clusters": clusters, "cluster_policies": [], "instance_pools": []})):
+                ("compute", {"clusters": clusters, "cluster_policies": [], "instance_pools": []}),
+                # object permissions, one section per Permissions API type
+                *((acl_section(t), {"acls": {k: v for k, v in acls.items() if k.startswith(t + "/")}, "vanished": []})
+                  for t in ACL_OBJECT_TYPES)):
             scope.sections[sec] = _ok(sec, data)
 
     table = tables[len(tables) // 2]["full_name"]

@@ -420,7 +420,7 @@ def test_CMP_09_no_long_running_clusters(workspace, baseline, findings):
 
 @pytest.mark.dbsec(
     id="CMP-10", title="Permissive policies not open to all", severity="medium", scope="workspace",
-    sections=["compute", "object_acls"], refs={"seeds": ["escalation"]},
+    sections=["compute", "acls_cluster_policies"], refs={"seeds": ["escalation"]},
     rationale="CAN_USE on a policy lets a user create clusters under it; when the policy does not pin a Unity "
               "Catalog access mode, every user can create no-isolation or legacy clusters that bypass UC.",
     remediation="Pin the access mode in the policy (CMP-04), or remove CAN_USE for `users`: "
@@ -429,8 +429,8 @@ def test_CMP_09_no_long_running_clusters(workspace, baseline, findings):
                 "/api/2.0/permissions/cluster-policies/{id}).",
 )
 def test_CMP_10_permissive_policies_not_open_to_all(workspace, findings):
-    acls = workspace.data("object_acls").get("acls") or {}
-    vanished = set(workspace.data("object_acls").get("vanished") or [])
+    acls = workspace.data("acls_cluster_policies").get("acls") or {}
+    vanished = set(workspace.data("acls_cluster_policies").get("vanished") or [])
     for p in workspace.data("compute").get("cluster_policies") or []:
         try:
             pinned = pins_uc_mode(policy_definition(p))

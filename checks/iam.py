@@ -59,7 +59,7 @@ import pytest
 
 from pytest_dbsec.findings import day
 from pytest_dbsec.graph import ACCOUNT_USERS, GROUP, SERVICE_PRINCIPAL, USER, Membership, Principal
-from pytest_dbsec.inventory import SectionUnavailable
+from pytest_dbsec.inventory import ACL_SECTIONS, SectionUnavailable
 
 DAY_MS = 86_400_000
 ADMINS, USERS = "admins", "users"  # the workspace-local system groups
@@ -312,7 +312,8 @@ def _uc_grants(uc: dict):
 
 def _acl_entries(workspace):
     """(object key "type/id", kind, name, [levels], inherited-only) for every object ACL entry."""
-    for key, acl in (workspace.data("object_acls").get("acls") or {}).items():
+    acls = {k: v for name in ACL_SECTIONS for k, v in (workspace.data(name).get("acls") or {}).items()}
+    for key, acl in acls.items():
         for entry in (acl or {}).get("access_control_list") or []:
             kind, name = _acl_name(entry)
             if name is None:
@@ -542,7 +543,7 @@ def _holdings(workspace, names: set[str], groups: set[str], skip_groups: set[str
 
 @pytest.mark.dbsec(
     id="IAM-06", title="Break-glass accounts dormant", severity="critical", scope="workspace",
-    sections=["identities", "admin_assignments", "tokens", "uc", "object_acls", "audit_activity"],
+    sections=["identities", "admin_assignments", "tokens", "uc", *ACL_SECTIONS, "audit_activity"],
     refs={"seeds": ["break-glass"], "NIST": ["AC-2(2)", "AC-6(5)"], "SOC2": ["CC6.2"]},
     rationale="A break-glass account is an emergency key: outside a declared window it holds no standing admin "
               "right, grant, ACL or token, so it cannot be used quietly, and the audit log shows no use of it "
@@ -693,7 +694,7 @@ def test_IAM_07_no_dormant_privileged_accounts(workspace, baseline, findings):
 
 # -- IAM-08 ------------------------------------------------------------------------------------------
 
-# Permissions API object types (as in object_acls keys "type/id")
+# Permissions API object types (as in the acls_* sections' keys "type/id")
 ACL_TYPES = ("clusters", "cluster-policies", "instance-pools", "jobs", "pipelines", "warehouses",
              "serving-endpoints", "dashboards", "repos", "notebooks", "directories", "experiments",
              "registered-models", "queries", "alerts", "apps")
@@ -761,7 +762,7 @@ def _elevation_present(workspace, e, wa: WorkspaceAdmins) -> list[str]:
 
 @pytest.mark.dbsec(
     id="IAM-08", title="Just-in-time elevations revoked on time", severity="critical", scope="workspace",
-    sections=["identities", "admin_assignments", "uc", "object_acls"],
+    sections=["identities", "admin_assignments", "uc", *ACL_SECTIONS],
     refs={"seeds": ["JIT"], "NIST": ["AC-2(2)"]},
     rationale="A just-in-time elevation is only just-in-time if it ends: access still present after the "
               "approved expiry is standing privilege nobody approved.",
@@ -860,7 +861,7 @@ def test_IAM_09_service_principal_oauth_secrets_rotated(account, baseline, findi
 
 @pytest.mark.dbsec(
     id="IAM-10", title="Deactivated identities keep no access", severity="high", scope="workspace",
-    sections=["identities", "tokens", "uc", "object_acls", "jobs"], refs={"NIST": ["AC-2(3)"]},
+    sections=["identities", "tokens", "uc", *ACL_SECTIONS, "jobs"], refs={"NIST": ["AC-2(3)"]},
     rationale="Deactivating a user stops sign-in, but group memberships, grants, ACLs and tokens stay, and jobs "
               "keep running as the identity; reactivation (or an IdP sync mistake) restores everything at once.",
     remediation="Remove what is left: group memberships (SCIM PATCH remove), UC grants (`REVOKE ... FROM`) and "

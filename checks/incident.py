@@ -19,7 +19,8 @@ Semantic decisions (the report of issue 5 repeats them):
   children they reach by inheritance: one finding per REVOKE, not one per table.
 * A token counts until it expires (judged at the time the data was read); an OAuth secret counts
   unless its status says otherwise or it has expired. Unknown status or expiry counts (fail closed).
-* INC-03 covers the object types ``object_acls`` and ``authorization_acls`` read, and every folder,
+* INC-03 covers the object types the ``acls_*`` sections (one per Permissions API type) and
+  ``authorization_acls`` read, and every folder,
   notebook, file and repo of the workspace tree (``workspace_acls``, entries inherited from folders
   included). That tree is read up to a cap; a tree over the cap or a folder that could not be listed
   makes INC-03 ERROR (the remaining access cannot be proven absent), never pass.
@@ -37,7 +38,7 @@ import pytest
 from pytest_dbsec.findings import day
 from pytest_dbsec.graph import ACCOUNT_USERS, GROUP, SERVICE_PRINCIPAL
 from pytest_dbsec.graph.access import ACCOUNT_SECTIONS
-from pytest_dbsec.inventory import ACCOUNT, OK, SectionUnavailable, parse_iso
+from pytest_dbsec.inventory import ACCOUNT, ACL_SECTIONS, OK, SectionUnavailable, parse_iso
 
 # the sections the graph is built from (see AccessGraph); the plugin's access_graph fixture reads them
 
@@ -45,7 +46,7 @@ from pytest_dbsec.inventory import ACCOUNT, OK, SectionUnavailable, parse_iso
 NEEDS = {
     "INC-01": {"account_identities", "account_workspaces", "identities"},
     "INC-02": {"account_identities", "identities", "uc"},
-    "INC-03": {"account_identities", "identities", "object_acls", "authorization_acls", "compute", "jobs",
+    "INC-03": {"account_identities", "identities", *ACL_SECTIONS, "authorization_acls", "compute", "jobs",
                "workspace_objects", "workspace_acls"},
     "INC-04": {"account_identities", "tokens", "sp_secrets"},
     "INC-05": {"account_identities", "jobs"},

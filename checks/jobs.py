@@ -159,7 +159,7 @@ def _allowed_manager(m: Membership, name: str, kind: str, managers: set[str]) ->
 
 @pytest.mark.dbsec(
     id="JOB-03", title="No job management for non-admins", severity="high", scope="workspace",
-    sections=["jobs", "object_acls", "identities"], refs={"SAT": ["GOV-45"]},
+    sections=["jobs", "acls_jobs", "identities"], refs={"SAT": ["GOV-45"]},
     rationale="CAN_MANAGE/IS_OWNER on a job lets a principal change its code, cluster and permissions; "
               "management should stay with its creator, the workspace admins and an approved team.",
     remediation="Lower the permission to CAN_MANAGE_RUN or CAN_VIEW: `databricks jobs set-permissions <job-id> "
@@ -169,8 +169,8 @@ def _allowed_manager(m: Membership, name: str, kind: str, managers: set[str]) ->
 def test_JOB_03_no_job_management_for_non_admins(workspace, baseline, findings):
     m = _membership(workspace)
     managers = set(baseline.get("jobs.managers") or [])
-    acls = workspace.data("object_acls").get("acls") or {}
-    vanished = set(workspace.data("object_acls").get("vanished") or [])
+    acls = workspace.data("acls_jobs").get("acls") or {}
+    vanished = set(workspace.data("acls_jobs").get("vanished") or [])
     for job in workspace.data("jobs").get("jobs") or []:
         jid, creator = job.get("job_id"), job.get("creator_user_name")
         acl = acls.get(f"jobs/{jid}")
@@ -302,7 +302,8 @@ def _editors(acl: dict | None, levels_wanted, known) -> dict[str, tuple[str, lis
 
 @pytest.mark.dbsec(
     id="JOB-04", title="No run-as escalation", severity="critical", scope="workspace",
-    sections=["jobs", "object_acls", "job_code", "identities", "uc", "secrets"], refs={"seeds": ["escalation"]},
+    sections=["jobs", "acls_jobs", "acls_pipelines", "job_code", "identities", "uc", "secrets"],
+    refs={"seeds": ["escalation"]},
     rationale="A job runs as its run_as identity whoever changes it: a principal that can edit the job or the "
               "code it runs executes its own code with that identity's rights -- an admin's, or a service "
               "principal's grants and secrets.",
@@ -314,8 +315,9 @@ def _editors(acl: dict | None, levels_wanted, known) -> dict[str, tuple[str, lis
 def test_JOB_04_no_run_as_escalation(workspace, findings):
     m = _membership(workspace)
     privileges = Privileges(m, workspace.data("uc"), workspace.data("secrets"))
-    acls = workspace.data("object_acls").get("acls") or {}
-    vanished = set(workspace.data("object_acls").get("vanished") or [])
+    acl_sections = ("acls_jobs", "acls_pipelines")
+    acls = {k: v for name in acl_sections for k, v in (workspace.data(name).get("acls") or {}).items()}
+    vanished = {k for name in acl_sections for k in workspace.data(name).get("vanished") or []}
     code = workspace.data("job_code")
     repo_acl = {r.get("path"): r.get("acl") for r in code.get("repos") or []}
     summaries: dict[str, dict] = {}

@@ -420,7 +420,7 @@ def _access(args) -> int:
                          "--databricks-account-profile alone")
 
     ws_sections = CORE_WORKSPACE_SECTIONS + (
-        OBJECT_WORKSPACE_SECTIONS + NAMING_WORKSPACE_SECTIONS if args.scan_workspace_objects else ())
+        _object_sections(types, args.escalation_check) if args.scan_workspace_objects else ())
     # roles on groups/SPs cost one call per identity and only feed escalation findings
     acc_sections = ACCOUNT_SECTIONS + (ROLE_ACCOUNT_SECTIONS if args.escalation_check else ())
     session: dict = {}
@@ -429,6 +429,29 @@ def _access(args) -> int:
     finally:
         if session.get("emulator") is not None:
             session["emulator"].stop()
+
+
+def _object_sections(types: set[str] | None, escalation_check: bool) -> tuple[str, ...]:
+    """The workspace sections --scan-workspace-objects reads: all of them, or with
+    --workspace-object-types only those the asked types need (each ACL type costs a call per object)."""
+    if types is None:
+        return OBJECT_WORKSPACE_SECTIONS + NAMING_WORKSPACE_SECTIONS
+    from .collect.workspace import ACL_OBJECTS
+    from .inventory import acl_section
+
+    names: list[str] = []
+    for obj_type, list_section, *_ in ACL_OBJECTS:
+        if obj_type in types:
+            names += [acl_section(obj_type), list_section]  # the list names the objects (and has run_as)
+    if types & {"directories", "notebooks", "files", "repos"}:
+        names.append("workspace_acls")
+        if escalation_check:
+            names.append("jobs")  # editing the code a job runs is running as the job's identity
+    if "authorization" in types:
+        names.append("authorization_acls")
+    if "secrets" in types:
+        names.append("secrets")
+    return tuple(dict.fromkeys(names))
 
 
 def _access_answer(args, ws_sections, acc_sections, types, session) -> int:
@@ -660,7 +683,8 @@ def _account_wide_inventory(args, ws_sections, acc_sections, session):
     import dataclasses
 
     from .collect import Collector
-    from .connect import ConnectError, Target, account_client, list_workspaces, preflight, workspace_client
+    from .collect.account import WORKSPACE_LIST
+    from .connect import CallLog, ConnectError, Target, account_client, list_workspaces, preflight, workspace_client
     from .inventory import ACCOUNT, Inventory, Scope
     from .targets import TargetError, cannot_connect, plan
 
@@ -668,8 +692,9 @@ def _account_wide_inventory(args, ws_sections, acc_sections, session):
     account = Target(ACCOUNT, kind="account", profile=args.databricks_account_profile)
     _progress(f"listing the workspaces of {account.describe()}")
     try:
-        workspaces = plan(list_workspaces(account), args.workspaces, urls, account,
-                          "access: --workspaces", "access: --workspace-urls")
+        with CallLog() as listing:
+            listed = list_workspaces(account)
+        workspaces = plan(listed, args.workspaces, urls, account, "access: --workspaces", "access: --workspace-urls")
     except ConnectError as e:
         raise InputError(f"access: {e}") from None
     except TargetError as e:
@@ -699,6 +724,7 @@ def _account_wide_inventory(args, ws_sections, acc_sections, session):
     wanted = [(ACCOUNT, s) for s in acc_sections] + [(ws, s) for ws in inv.workspaces for s in ws_sections]
     session["collector"] = Collector(inv, targets, max_workers=args.max_workers, progress=_progress,
                                      client_factory=client)
+    session["collector"].seed(WORKSPACE_LIST, listed, listing.calls)  # listed once: the section starts from it
     session["collector"].ensure(wanted)
     # the warehouse belongs to the first workspace of the account that can be read
     session["warehouse_workspace"] = next((n for n in inv.workspaces if n not in unavailable), None)

@@ -89,7 +89,9 @@ class Control:
                 bad = [s for s in sections if s not in known_sections]
                 if bad:
                     problems.append(f"unknown data section(s) {', '.join(bad)} "
-                                    f"(known: {', '.join(sorted(known_sections))})")
+                                    f"(known: {', '.join(sorted(known_sections))})"
+                                    + ("; object_acls is now one section per object type: declare the "
+                                       "acls_<type> sections the control reads" if "object_acls" in bad else ""))
         refs = kwargs.get("refs")
         if "refs" in kwargs:
             if not isinstance(refs, dict) or not refs:

@@ -33,6 +33,23 @@ _DERIVED_META = ("calls", "calls_by_route", "throttled_calls")
 OK, ERROR, ABSENT = "ok", "error", "absent"
 ACCOUNT = "account"  # the scope name of account-level sections
 
+# Permissions API object types whose per-object ACLs are read, one data section per type
+# (``acls_jobs``, ``acls_cluster_policies`` ...): reading a type costs one call per object, so a run
+# reads only the types its selected controls judge. Each holds {"acls": {"<type>/<id>": acl},
+# "vanished": ["<type>/<id>", ...]}.
+ACL_OBJECT_TYPES = ("clusters", "cluster-policies", "instance-pools", "jobs", "pipelines", "warehouses",
+                    "serving-endpoints", "dashboards", "repos")
+
+
+def acl_section(object_type: str) -> str:
+    """The data section holding the ACLs of one Permissions API object type."""
+    return "acls_" + object_type.replace("-", "_")
+
+
+ACL_SECTIONS = tuple(acl_section(t) for t in ACL_OBJECT_TYPES)
+# Snapshots written before the split hold every type in one section; loading splits it (_split_legacy)
+LEGACY_ACL_SECTION = "object_acls"
+
 
 class SectionUnavailable(Exception):
     """A control asked for data that could not be read. Controls turn this into an ERROR."""
@@ -121,13 +138,36 @@ class Scope:
             raise SnapshotError(f"{where}.kind: expected 'account' or 'workspace', got {obj['kind']!r}")
         sections = obj.get("sections", {})
         _expect(sections, dict, f"{where}.sections")
-        return cls(
-            name=obj["name"],
-            kind=obj["kind"],
-            id=obj.get("id"),
-            host=obj.get("host"),
-            sections={n: Section.from_json(n, s, f"{where}.sections.{n}") for n, s in sections.items()},
-        )
+        loaded = {n: Section.from_json(n, s, f"{where}.sections.{n}") for n, s in sections.items()}
+        legacy = loaded.pop(LEGACY_ACL_SECTION, None)
+        if legacy is not None:
+            for sec in _split_legacy(legacy, f"{where}.sections.{LEGACY_ACL_SECTION}"):
+                loaded.setdefault(sec.name, sec)
+        return cls(name=obj["name"], kind=obj["kind"], id=obj.get("id"), host=obj.get("host"), sections=loaded)
+
+
+def _split_legacy(old: Section, where: str) -> list[Section]:
+    """The per-type ACL sections an ``object_acls`` section of an older snapshot stands for: it read
+    every type at once, so each type gets its status, error and time, the ACLs and vanished objects
+    keyed "<type>/<id>" of that type, and the calls on that type's permissions path. A replay then
+    judges exactly what the run that saved it saw."""
+    data = old.data if old.status == OK else None
+    if old.status == OK:
+        _expect(data, dict, where + ".data")
+        _expect(data.get("acls") or {}, dict, where + ".data.acls")
+        _expect(data.get("vanished") or [], list, where + ".data.vanished")
+    out = []
+    for obj_type in ACL_OBJECT_TYPES:
+        prefix = obj_type + "/"
+        part = None
+        if data is not None:
+            part = {"acls": {k: v for k, v in (data.get("acls") or {}).items() if k.startswith(prefix)},
+                    "vanished": [k for k in data.get("vanished") or [] if str(k).startswith(prefix)]}
+        calls = [c for c in old.calls if isinstance(c, dict)
+                 and str(c.get("path") or "").startswith(f"/api/2.0/permissions/{prefix}")]
+        out.append(Section(name=acl_section(obj_type), status=old.status, data=part, error=old.error, calls=calls,
+                           collected_at=old.collected_at))
+    return out
 
 
 @dataclass

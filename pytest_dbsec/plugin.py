@@ -200,6 +200,9 @@ class DbsecRun:
         self.shared_cache: Path | None = None  # the folder where xdist workers share what they collected
         # account-wide runs: every workspace the account lists, with its URL or why it cannot be audited
         self.account_workspaces: list | None = None
+        # the account's workspace list as read to plan the run (wire dicts) and the calls that read it:
+        # the account_workspaces section starts from it instead of listing again
+        self.workspace_listing: dict | None = None
         self.unavailable: dict[str, str] = {}  # scope name -> why it cannot be read (its controls ERROR)
         self._preflighted: set[str] = set()
         self._needed: set[tuple[str, str]] = set()  # what the selected controls read (xdist: per scope, lazily)
@@ -314,6 +317,10 @@ class DbsecRun:
                        "uc_via": _opt(config, "dbsec_uc_via", "dbsec_uc_via") or "rest"}
             run.collector = Collector(run.inventory, run.targets, max_workers=workers, progress=run.progress,
                                       client_factory=run._client, options=options)
+            if run.workspace_listing is not None:
+                from .collect.account import WORKSPACE_LIST
+
+                run.collector.seed(WORKSPACE_LIST, run.workspace_listing["workspaces"], run.workspace_listing["calls"])
         return run
 
     def _setup_replay(self, path: Path) -> None:
@@ -333,11 +340,14 @@ class DbsecRun:
         account = self.targets[ACCOUNT]
         if self.is_worker and "dbsec_workspaces" in self.config.workerinput:
             workspaces = [AccountWorkspace.from_json(w) for w in json.loads(self.config.workerinput["dbsec_workspaces"])]
+            self.workspace_listing = json.loads(self.config.workerinput["dbsec_workspace_listing"])
         else:
             try:
                 urls = parse_urls(self.config.getoption("dbsec_workspace_urls"), "--dbsec-workspace-urls")
                 started = time.monotonic()
-                listed = connect.list_workspaces(account)  # also proves the account credentials
+                with connect.CallLog() as log:
+                    listed = connect.list_workspaces(account)  # also proves the account credentials
+                self.workspace_listing = {"workspaces": listed, "calls": log.calls}
                 self.progress(f"connected to {account.describe()}: {len(listed)} workspaces "
                               f"({time.monotonic() - started:.1f}s)")
                 workspaces = plan(listed, self.config.getoption("dbsec_workspaces"), urls, account,
@@ -877,6 +887,7 @@ def pytest_configure_node(node) -> None:
         node.workerinput["dbsec_cache"] = str(run.shared_cache)
         if run.account_workspaces is not None:  # listed once, by the controller
             node.workerinput["dbsec_workspaces"] = json.dumps([w.to_json() for w in run.account_workspaces])
+            node.workerinput["dbsec_workspace_listing"] = json.dumps(run.workspace_listing)
 
 
 @pytest.hookimpl(optionalhook=True, tryfirst=True)

@@ -19,7 +19,7 @@ import yaml
 from pytest_dbsec.cli import main
 from pytest_dbsec.collect import Collector
 from pytest_dbsec.connect import Target
-from pytest_dbsec.inventory import ACCOUNT, Inventory, Scope
+from pytest_dbsec.inventory import ACCOUNT, ACL_SECTIONS, Inventory, Scope
 from pytest_dbsec.report.access import CSV_COLUMNS, schema
 
 TENANTS = Path(__file__).parent / "tenants"
@@ -231,7 +231,7 @@ def _snapshot(emu, path: Path) -> Path:
     targets[ACCOUNT] = Target(ACCOUNT, kind="account", host=emu.account_url, account_id=emu.account_id,
                               token=emu.token_for("dbsec-auditor"))
     inv.account = Scope(ACCOUNT, "account")
-    sections = ("identities", "uc", "tokens", "object_acls", "jobs", "secrets", "compute", "workspace_objects",
+    sections = ("identities", "uc", "tokens", *ACL_SECTIONS, "jobs", "secrets", "compute", "workspace_objects",
                 "workspace_acls")
     Collector(inv, targets, progress=lambda m: None).ensure(
         [(ws, s) for ws in inv.workspaces for s in sections]

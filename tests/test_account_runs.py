@@ -415,3 +415,74 @@ def test_a_hostile_workspace_name_is_carried_as_data(account_run, databricks_emu
     assert sorted(tok) == sorted([hostile, "prod"])
     assert tok[hostile]["outcome"] == "passed" and tok["prod"]["outcome"] == "failed"
     assert tok[hostile]["nodeid"].endswith(f"[{hostile}]")
+
+
+# -- the account's workspaces are listed once ---------------------------------------------------
+
+
+def _workspace_lists(emu) -> int:
+    return sum(1 for r in emu.requests if r.target == ACCOUNT and r.path.endswith("/workspaces"))
+
+
+@pytest.mark.parametrize("xdist", [False, True])
+def test_an_account_run_lists_the_workspaces_once_and_the_section_records_that_call(
+        account_run, account_emu, pytester, xdist):
+    """The run lists the account's workspaces to plan its targets; the account_workspaces section
+    starts from that list instead of asking again, and its call log holds the listing call."""
+    if xdist:
+        pytest.importorskip("xdist")
+    args = ("-k", "NET_05 or TOK_01", "--dbsec-snapshot-out", "out/snap.json") + (("-n", "2") if xdist else ())
+    result, report = account_run(account_emu, *args)
+    assert by_target(report, "NET-05")[ACCOUNT]["outcome"] in ("passed", "failed"), result.stdout.str()
+    assert _workspace_lists(account_emu) == 1
+    snap = json.loads((pytester.path / "out" / "snap.json").read_text())
+    section = snap["account"]["sections"]["account_workspaces"]
+    assert section["status"] == "ok"
+    assert sorted(w["workspace_name"] for w in section["data"]["workspaces"]) == sorted(WORKSPACES)
+    assert all("permission_assignments" in w for w in section["data"]["workspaces"])
+    listed = [c for c in section["calls"] if c["path"].endswith("/workspaces")]
+    assert [(c["method"], c["status"]) for c in listed] == [("GET", 200)]
+    # every request the run made to the account is in some section's call log, the listing included
+    recorded = Counter(c["path"] for s in snap["account"]["sections"].values() for c in s["calls"])
+    served = Counter(r.path for r in account_emu.requests if r.target == ACCOUNT and r.path.startswith("/api/"))
+    assert recorded == served
+
+
+def test_without_an_account_wide_run_the_section_lists_the_workspaces_itself(pytester, account_emu, monkeypatch,
+                                                                             tmp_path):
+    """A workspace profile plus the account profile: no enumeration to start from, so the section lists
+    the workspaces itself (the preflight's listing only proves the credentials)."""
+    prod = next(w for w in account_emu.workspaces if w["name"] == "prod")
+    cfg = tmp_path / "two.databrickscfg"
+    cfg.write_text(f"[prod]\nhost = {prod['url']}\ntoken = {account_emu.token_for('dbsec-auditor')}\n\n"
+                   f"[acct]\nhost = {account_emu.account_url}\naccount_id = {account_emu.account_id}\n"
+                   f"token = {account_emu.token_for('dbsec-auditor')}\n")
+    monkeypatch.setenv("DATABRICKS_CONFIG_FILE", str(cfg))
+    opts = ("-p", "no:cacheprovider", "--dbsec-report-dir", "out", "--databricks-profile", "prod",
+            "--databricks-account-profile", "acct", "-k", "NET_05")
+    pytester.runpytest(*opts)
+    report = json.loads((pytester.path / "out" / "findings.json").read_text())
+    r = by_target(report, "NET-05")[ACCOUNT]
+    assert r["outcome"] in ("passed", "failed"), r["reason"]
+    lists = _workspace_lists(account_emu)
+    assert lists == 2  # the preflight's check of the account credentials, then the section's read
+
+
+
+def test_a_section_starting_from_the_run_s_listing_still_errors_with_the_reason(account_run, account_emu):
+    account_emu.add_fault("GET /api/2.0/accounts/*/workspaces/*/permissionassignments", status=403)
+    _, report = account_run(account_emu, "-k", "NET_05")
+    r = by_target(report, "NET-05")[ACCOUNT]
+    assert r["outcome"] == "error", r
+    assert "permissionassignments -> 403" in r["reason"] and "account admin" in r["reason"], r["reason"]
+    assert _workspace_lists(account_emu) == 1
+
+
+def test_dbsec_access_account_wide_lists_the_workspaces_once(account_emu, account_profile, capsys):
+    profile = account_profile(account_emu)
+    urls = ",".join(w["url"] for w in account_emu.workspaces)
+    rc = main(["access", "--principal", "alice@corp.example.com", "--databricks-account-profile", profile,
+               "--workspace-urls", urls, "--workspaces", "prod,dev", "--output", "json"])
+    doc = json.loads(capsys.readouterr().out)
+    assert rc == 0 and doc["complete"] is True
+    assert _workspace_lists(account_emu) == 1

@@ -21,6 +21,6 @@ def test_a_full_collection_makes_exactly_the_minimum_calls(monkeypatch):
     assert res["calls"] == res["calls_minimum"] > 0
     # the tenant really has the shape the benchmark claims, scaled
     assert res["objects"]["jobs"] == 2 * 10 and res["objects"]["clusters"] == 2 * 4
-    assert {"workspace/object_acls", "workspace/uc", "account/account_identities"} <= set(res["sections"])
+    assert {"workspace/acls_jobs", "workspace/acls_clusters", "workspace/uc", "account/account_identities"} <= set(res["sections"])
     # the sections' call logs account for every request but the SDK's one host-metadata read per client
     assert res["calls_recorded_by_sections"] == res["calls"] - (2 + 1)

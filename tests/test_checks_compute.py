@@ -201,7 +201,7 @@ def test_cmp_06_without_the_conf_key_still_judges_clusters(judge):
 
 def test_unreadable_data_makes_cmp_controls_error_with_the_reason(judge):
     report, _ = judge(None, faults=[("GET /api/2.1/clusters/list", {"status": 403})])
-    for cid in CMP[:10]:  # CMP-10 reads object_acls, which needs the clusters too
+    for cid in CMP[:10]:  # CMP-10 reads acls_cluster_policies, which needs compute too
         r = outcome_of(report, cid, "ws1")
         assert r["outcome"] == "error" and "clusters/list" in r["reason"], (cid, r)
     assert outcome(report, "CMP-11") == "passed"

@@ -17,7 +17,7 @@ from pytest_dbsec.collect import Collector
 from pytest_dbsec.connect import Target
 from pytest_dbsec.emulator import Emulator
 from pytest_dbsec.graph.access import AccessGraph, UnknownPrincipal, UnknownResource
-from pytest_dbsec.inventory import ACCOUNT, Inventory, Scope
+from pytest_dbsec.inventory import ACCOUNT, ACL_SECTIONS, Inventory, Scope
 
 TENANTS = Path(__file__).parent / "tenants"
 AUDITOR = "dbsec-auditor"
@@ -25,7 +25,7 @@ ALICE, BOB, CAROL, DAVE, EVE, FRANK = (f"{n}@corp.example.com" for n in
                                        ("alice", "bob", "carol", "dave", "eve", "frank"))
 ETL_APP_ID = "7f1c2b9e-0000-4000-8000-00000000e71b"
 AUDITOR_APP_ID = "7f1c2b9e-0000-4000-8000-00000000a001"
-WS_SECTIONS = ("identities", "uc", "object_acls", "secrets", "jobs", "tokens", "admin_assignments", "compute",
+WS_SECTIONS = ("identities", "uc", *ACL_SECTIONS, "secrets", "jobs", "tokens", "admin_assignments", "compute",
                "workspace_acls")
 ACC_SECTIONS = ("account_identities", "account_workspaces", "sp_secrets", "identity_roles")
 

@@ -26,6 +26,9 @@ def test_control_metadata_is_validated_and_every_problem_named():
         assert part in msg
     with pytest.raises(ControlDefinitionError, match="unknown data section.*nope"):
         Control.from_marker({**GOOD, "sections": ["nope"]}, "x", {"tokens"})
+    # a control written for the single object-ACL section of earlier versions is told what replaced it
+    with pytest.raises(ControlDefinitionError, match="object_acls is now one section per object type"):
+        Control.from_marker({**GOOD, "sections": ["object_acls"]}, "x", {"tokens", "acls_jobs"})
 
 
 def test_finding_fingerprint_ignores_display_text():

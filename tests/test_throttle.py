@@ -41,8 +41,8 @@ def test_a_rate_limited_route_is_paced_and_every_call_succeeds(databricks_emulat
     emu = databricks_emulator(_with_clusters(tenant, 60))
     emu.add_fault("GET /api/2.0/permissions/clusters/*", rate_limit_per_s=20)
     collector, inv, messages = make_collector(emu, account=False, workers=8)
-    collector.ensure([("ws1", "object_acls")])
-    sec = inv.workspaces["ws1"].section("object_acls")
+    collector.ensure([("ws1", "acls_clusters")])
+    sec = inv.workspaces["ws1"].section("acls_clusters")
     assert sec.status == "ok", sec.error
     assert len([k for k in sec.data["acls"] if k.startswith("clusters/")]) == 60
     calls = _perm_calls(emu)
@@ -97,9 +97,9 @@ def test_concurrency_per_host_never_exceeds_the_bound(databricks_emulator, tenan
     emu.add_fault("GET /api/2.0/*", latency_ms=30)
     collector, inv, _ = make_collector(emu, account=False, workers=workers)
     # several sections at once, two of them fanning out: nested pools must not multiply the bound
-    collector.ensure([("ws1", "object_acls"), ("ws1", "secrets"), ("ws1", "tokens"), ("ws1", "settings")])
+    collector.ensure([("ws1", "acls_clusters"), ("ws1", "secrets"), ("ws1", "tokens"), ("ws1", "settings")])
     assert all(inv.workspaces["ws1"].section(n).status == "ok"
-               for n in ("object_acls", "secrets", "tokens", "settings"))
+               for n in ("acls_clusters", "secrets", "tokens", "settings"))
     assert emu.peak_in_flight["ws1"] <= workers
     assert emu.peak_in_flight["ws1"] == workers  # and the window is used, not left idle
 

@@ -226,6 +226,7 @@ class Collector:
         self._lock = threading.Lock()
         self._shared: dict[tuple, Any] = {}  # Context.once: key -> value
         self._shared_locks: dict[tuple, threading.Lock] = {}
+        self._seeded_calls: dict[tuple, list[dict]] = {}  # seed(): calls not yet recorded in a section
         self._secrets = tuple(t.token for t in targets.values() if t.token)
 
     def client(self, scope: str):
@@ -245,12 +246,24 @@ class Collector:
                 self._clients[scope] = client
             return self._clients[scope]
 
+    def seed(self, key: tuple, value: Any, calls: list[dict]) -> None:
+        """Data read before collection started -- the account's workspace list, read to plan an
+        account-wide run -- for the first section that asks ``ctx.once(key)``: it is not read a second
+        time, and the calls that read it are recorded in that section (once)."""
+        with self._lock:
+            self._shared[key] = value
+            self._seeded_calls[key] = list(calls)
+
     def _once(self, key: tuple, func: Callable[[], Any]) -> Any:
         with self._lock:
             lock = self._shared_locks.setdefault(key, threading.Lock())
         with lock:
             if key not in self._shared:
                 self._shared[key] = func()
+            seeded = self._seeded_calls.pop(key, None)
+            log = getattr(connect._recorder, "log", None)
+            if seeded and log is not None:
+                log.calls.extend(seeded)
             return self._shared[key]
 
     def ensure(self, wanted: Iterable[tuple[str, str]]) -> None:

@@ -26,9 +26,14 @@ def read_account_identities(a, ctx) -> dict:
     })
 
 
+# Context.once key of the account's workspace list: an account-wide run lists the workspaces to plan its
+# targets and seeds the collector with that list (Collector.seed), so this section does not list them again
+WORKSPACE_LIST = ("account workspaces",)
+
+
 @section("account_workspaces", "account", title="workspaces and their permission assignments")
 def account_workspaces(a, ctx):
-    workspaces = _dicts(a.workspaces.list())
+    workspaces = ctx.once(WORKSPACE_LIST, lambda: _dicts(a.workspaces.list()))
     assignments = ctx.fan_out(
         lambda ws: _dicts(a.workspace_assignment.list(workspace_id=ws["workspace_id"])), workspaces)
     return {"workspaces": [{**ws, "permission_assignments": pa} for ws, pa in zip(workspaces, assignments)]}

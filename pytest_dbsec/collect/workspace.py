@@ -11,6 +11,7 @@ from __future__ import annotations
 from databricks.sdk.errors import BadRequest, NotFound
 
 from ..credentials import scrub_list, scrub_mapping
+from ..inventory import acl_section
 from . import section
 
 # workspace-conf keys the controls read. The real API rejects unknown keys (a key may be missing on a
@@ -239,19 +240,20 @@ def workspace_objects(w, ctx):
     }
 
 
-# Permissions API object type -> (section, list key, id field) of the objects it applies to
+# Permissions API object type -> (section, list key, id field, what it is) of the objects it applies to.
+# Each type is its own data section (``acls_<type>``, inventory.acl_section): one call per object, so
+# a run reads the permissions of only the object types its selected controls declare.
 ACL_OBJECTS = (
-    ("clusters", "compute", "clusters", "cluster_id"),
-    ("cluster-policies", "compute", "cluster_policies", "policy_id"),
-    ("instance-pools", "compute", "instance_pools", "instance_pool_id"),
-    ("jobs", "jobs", "jobs", "job_id"),
-    ("pipelines", "jobs", "pipelines", "pipeline_id"),
-    ("warehouses", "workspace_objects", "warehouses", "id"),
-    ("serving-endpoints", "workspace_objects", "serving_endpoints", "id"),
-    ("dashboards", "workspace_objects", "dashboards", "dashboard_id"),
-    ("repos", "workspace_objects", "repos", "id"),
+    ("clusters", "compute", "clusters", "cluster_id", "cluster"),
+    ("cluster-policies", "compute", "cluster_policies", "policy_id", "cluster policy"),
+    ("instance-pools", "compute", "instance_pools", "instance_pool_id", "instance pool"),
+    ("jobs", "jobs", "jobs", "job_id", "job"),
+    ("pipelines", "jobs", "pipelines", "pipeline_id", "pipeline"),
+    ("warehouses", "workspace_objects", "warehouses", "id", "SQL warehouse"),
+    ("serving-endpoints", "workspace_objects", "serving_endpoints", "id", "serving endpoint"),
+    ("dashboards", "workspace_objects", "dashboards", "dashboard_id", "dashboard"),
+    ("repos", "workspace_objects", "repos", "id", "repo"),
 )
-
 
 @section("authorization_acls", "workspace", title="who may use tokens and password login")
 def authorization_acls(w, ctx):
@@ -259,29 +261,36 @@ def authorization_acls(w, ctx):
             for kind in ("tokens", "passwords")}
 
 
-@section("object_acls", "workspace", needs=("compute", "jobs", "workspace_objects"),
-         title="object permissions (clusters, policies, pools, jobs, pipelines, warehouses, ...)")
-def object_acls(w, ctx):
-    wanted = []
-    for obj_type, sec, key, id_field in ACL_OBJECTS:
-        for obj in ctx.data(sec).get(key, []):
-            if obj.get(id_field) is not None:
-                wanted.append((obj_type, str(obj[id_field])))
-    def get(t):
+def _read_acls(w, ctx, obj_type: str, list_section: str, key: str, id_field: str) -> dict:
+    ids = [str(obj[id_field]) for obj in ctx.data(list_section).get(key, []) if obj.get(id_field) is not None]
+
+    def get(obj_id):
         try:
-            return w.api_client.do("GET", f"/api/2.0/permissions/{t[0]}/{t[1]}")
+            return w.api_client.do("GET", f"/api/2.0/permissions/{obj_type}/{obj_id}")
         except NotFound:
             return None  # deleted between the listing and this call: nothing left to judge
 
-    acls = ctx.fan_out(get, wanted)
     out: dict[str, dict] = {}
     vanished: list[str] = []
-    for (obj_type, obj_id), acl in zip(wanted, acls):
+    for obj_id, acl in zip(ids, ctx.fan_out(get, ids)):
         if acl is None:
             vanished.append(f"{obj_type}/{obj_id}")
         else:
             out[f"{obj_type}/{obj_id}"] = acl
     return {"acls": out, "vanished": vanished}
+
+
+def _register_acl_section(obj_type: str, list_section: str, key: str, id_field: str, what: str) -> None:
+    def read(w, ctx):
+        return _read_acls(w, ctx, obj_type, list_section, key, id_field)
+
+    read.__qualname__ = f"acls[{obj_type}]"  # one function per section (the registry tells them apart by name)
+    section(acl_section(obj_type), "workspace", needs=(list_section,),
+            title=f"permissions of each {what} (one call each)")(read)
+
+
+for _args in ACL_OBJECTS:
+    _register_acl_section(*_args)
 
 
 @section("secrets", "workspace", title="secret scopes and their ACLs")

@@ -57,16 +57,30 @@ def _candidates(ws: dict, otype: str) -> List[ObjRef]:
     return []
 
 
-def find_object(ws: dict, otype: str, oid: str) -> Optional[ObjRef]:
+def find_object(ws: dict, otype: str, oid: str, index: Optional[Dict[str, ObjRef]] = None) -> Optional[ObjRef]:
+    """The object of this type whose id or name is ``oid`` (the first in tenant order). ``index``:
+    :func:`object_index` of the same workspace and type, to look it up instead of scanning."""
     oid = str(oid)
     if otype == "authorization":
         if oid in ("tokens", "passwords"):
             return ObjRef({}, oid, (oid,), None)
         return None
+    if index is not None:
+        return index.get(oid)
     for ref in _candidates(ws, otype):
         if oid in ref.names:
             return ref
     return None
+
+
+def object_index(ws: dict, otype: str) -> Dict[str, ObjRef]:
+    """Every spelling (id, name) of every object of one type -> the object; the first in tenant order
+    wins, as in a scan. Built once per tenant version (the emulator's _State.index)."""
+    out: Dict[str, ObjRef] = {}
+    for ref in _candidates(ws, otype):
+        for name in ref.names:
+            out.setdefault(name, ref)
+    return out
 
 
 def tree(ws: dict) -> Dict[str, dict]:

@@ -47,7 +47,7 @@ def _scim_list(kind):
         _check_account(ctx)
         d = ctx.state.directory
         ps = {"user": d.users, "sp": d.sps, "group": d.groups}[kind].values()
-        return scim.scim_list(ctx, [scim.account_render(d, p) for p in ps])
+        return scim.scim_list(ctx, list(ps), render=lambda p: scim.account_render(d, p))
 
     return handler
 

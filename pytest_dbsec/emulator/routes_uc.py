@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from . import timeparse
 from .routes_workspace import wire_name
@@ -139,14 +139,23 @@ def _find_schema(ctx: Ctx, m: dict, full: str) -> Tuple[dict, dict]:
     raise not_found(f"Schema '{full}' does not exist.", "SCHEMA_DOES_NOT_EXIST")
 
 
+def _by_name(items) -> Dict[str, dict]:
+    out: Dict[str, dict] = {}
+    for item in items or []:
+        out.setdefault(item["name"], item)  # the first of a name wins, as in a scan
+    return out
+
+
 def _find_table(ctx: Ctx, m: dict, full: str) -> Tuple[dict, dict, dict]:
     parts = full.split(".")
     if len(parts) != 3:
         raise bad_request(f"Invalid table full name '{full}': expected <catalog>.<schema>.<table>.")
     c, s = _find_schema(ctx, m, ".".join(parts[:2]))
-    for t in s.get("tables") or []:
-        if t["name"] == parts[2]:
-            return c, s, t
+    # a schema may hold thousands of tables and each grant or tag read names one: look it up
+    tables = ctx.state.index(("uc-tables", m["metastore_id"], c["name"], s["name"]), lambda: _by_name(s.get("tables")))
+    t = tables.get(parts[2])
+    if t is not None:
+        return c, s, t
     raise not_found(f"Table '{full}' does not exist.", "TABLE_DOES_NOT_EXIST")
 
 

@@ -15,7 +15,7 @@ import posixpath
 from typing import List, Optional
 
 from . import scim, wire
-from .objects import find_object, tree
+from .objects import find_object, object_index, tree
 from .routing import PUBLIC, WS_ADMIN, ApiError, Ctx, Response, RouteTable, bad_request, not_found, paged
 
 ROUTES = RouteTable()
@@ -55,8 +55,12 @@ def _ws_principals(ctx: Ctx, kind: str):
     view = ctx.view
     if kind == "group":
         return view.groups()
-    order = {id(p): i for i, p in enumerate(ctx.state.directory.all())}
-    return sorted((p for p in view.members if p.kind == kind), key=lambda p: order.get(id(p), 0))
+
+    def members():  # in directory order; built once per tenant version (every page of a list asks)
+        order = {id(p): i for i, p in enumerate(ctx.state.directory.all())}
+        return {"list": sorted((p for p in view.members if p.kind == kind), key=lambda p: order.get(id(p), 0))}
+
+    return ctx.state.index(("workspace-principals", ctx.target, kind), members)["list"]
 
 
 @route("/api/2.0/preview/scim/v2/Me")
@@ -68,7 +72,7 @@ def scim_me(ctx: Ctx):
 
 def _scim_list(kind):
     def handler(ctx: Ctx):
-        return scim.scim_list(ctx, [scim.workspace_render(ctx.view, p) for p in _ws_principals(ctx, kind)])
+        return scim.scim_list(ctx, _ws_principals(ctx, kind), render=lambda p: scim.workspace_render(ctx.view, p))
 
     return handler
 
@@ -261,7 +265,8 @@ def _inherited_from_folders(ctx: Ctx, otype: str, ref) -> List[dict]:
 def _find_or_404(ctx: Ctx, otype: str, oid: str):
     if otype not in wire.PERMISSION_TYPES:
         raise bad_request(f"Unsupported request object type: {otype}")
-    ref = find_object(ctx.ws, otype, oid)
+    index = ctx.state.index(("objects", ctx.target, otype), lambda: object_index(ctx.ws, otype))
+    ref = find_object(ctx.ws, otype, oid, index)
     if ref is None and f"{otype}/{oid}" in (ctx.ws.get("permissions") or {}):
         from .objects import ObjRef
 
@@ -322,7 +327,7 @@ def clusters_list(ctx: Ctx):
         items = [c for c in items if c.get("state") in states]
     if ctx.q("filter_by.policy_id"):
         items = [c for c in items if c.get("policy_id") == ctx.q("filter_by.policy_id")]
-    out = paged(ctx, [_cluster(ctx, c) for c in items], "clusters", size_param="page_size")
+    out = paged(ctx, items, "clusters", size_param="page_size", render=lambda c: _cluster(ctx, c))
     return out
 
 
@@ -446,7 +451,7 @@ def jobs_list(ctx: Ctx):
         items = [j for j in items if (j.get("settings") or {}).get("name", "").lower() == name.lower()]
     expand = ctx.qbool("expand_tasks")
     default = min(20, ctx.default_page)
-    out = paged(ctx, [_job(ctx, j, expand, False) for j in items], "jobs", size_param="limit", default=default)
+    out = paged(ctx, items, "jobs", size_param="limit", default=default, render=lambda j: _job(ctx, j, expand, False))
     out["has_more"] = "next_page_token" in out
     return out
 

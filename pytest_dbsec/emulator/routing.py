@@ -175,18 +175,20 @@ def token_page(items: list, size: int, token: Optional[str]) -> Tuple[list, Opti
     return page, (_encode_token(nxt) if nxt < len(items) else None)
 
 
-def paged(ctx: Ctx, items: list, key: str, *, size_param: str, token_param: str = "page_token", default: Optional[int] = None) -> dict:
+def paged(ctx: Ctx, items: list, key: str, *, size_param: str, token_param: str = "page_token", default: Optional[int] = None,
+          render: Optional[Callable[[Any], Any]] = None) -> dict:
     """Serve ``items`` under ``key`` with page-size/page-token paging.
 
     With no size (or 0, "server's choice") the page is ``default`` or the tenant's ``paging.default_page``;
-    an explicit size is capped by ``paging.max_page``.
+    an explicit size is capped by ``paging.max_page``. ``render``, if given, turns each item of the page
+    into its wire form (only the page's items: a list of thousands is served page by page).
     """
     size = ctx.qint(size_param, minimum=0)
     if not size:
         size = default if default else ctx.default_page
     size = min(size, ctx.max_page)
     page, nxt = token_page(items, size, ctx.q(token_param))
-    out: Dict[str, Any] = {key: page}
+    out: Dict[str, Any] = {key: [render(i) for i in page] if render else page}
     if nxt:
         out["next_page_token"] = nxt
     return out

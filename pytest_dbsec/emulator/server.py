@@ -16,7 +16,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Dict, List, Optional, Union
+from typing import Callable, Dict, List, Optional, Union
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from . import information_schema, routes_account, routes_uc, routes_workspace, sql
@@ -114,6 +114,7 @@ class _State:
         self.directory = Directory(acct, err)
         self.workspaces: Dict[str, dict] = {ws["name"]: ws for ws in acct.get("workspaces") or []}
         self._views: Dict[str, WorkspaceView] = {}
+        self._indexes: Dict[tuple, dict] = {}  # see index()
         self._lock = threading.Lock()
         self.credentials: Dict[str, dict] = {c["token"]: c for c in tenant.get("credentials") or []}
 
@@ -125,6 +126,18 @@ class _State:
                 idx = self.tenant["account"]["workspaces"].index(ws)
                 v = self._views[ws_name] = WorkspaceView(self.directory, ws, ("account", "workspaces", idx))
             return v
+
+    def index(self, key: tuple, build: Callable[[], dict]) -> dict:
+        """A lookup table derived from this version of the tenant, built on first use: handlers find
+        one object among thousands (a job's ACL, a table's grants) by key instead of scanning lists.
+        A tenant edit makes a new _State, so an index never outlives the data it was built from."""
+        with self._lock:
+            found = self._indexes.get(key)
+        if found is None:
+            found = build()
+            with self._lock:
+                found = self._indexes.setdefault(key, found)
+        return found
 
     def principal_of(self, cred: dict) -> Optional[Principal]:
         found = [p for p in self.directory.lookup(cred["principal"]) if p.kind in ("user", "sp")]

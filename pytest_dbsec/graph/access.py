@@ -45,7 +45,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from operator import itemgetter
 
-from ..inventory import ACCOUNT, OK, Inventory, Scope
+from ..inventory import ACCOUNT, ACL_OBJECT_TYPES, ACL_SECTIONS, OK, Inventory, Scope, acl_section
 from . import ACCOUNT_USERS, GROUP, SERVICE_PRINCIPAL, USER, Membership, Principal
 from . import escalation
 
@@ -62,7 +62,7 @@ INHERIT_EXPAND_LIMIT = 1000
 # may leave them out. A required section that is missing is a gap: the answer says it is incomplete.
 ACCOUNT_SECTIONS = ("account_identities", "account_workspaces", "sp_secrets")
 CORE_WORKSPACE_SECTIONS = ("identities", "uc", "tokens")
-OBJECT_WORKSPACE_SECTIONS = ("object_acls", "jobs", "secrets", "workspace_acls")
+OBJECT_WORKSPACE_SECTIONS = (*ACL_SECTIONS, "jobs", "secrets", "workspace_acls")
 # roles on groups and service principals (group manager, SP user/manager): one call per identity, read
 # for escalation answers only; missing, it is a gap (escalation findings may be missing edges)
 ROLE_ACCOUNT_SECTIONS = ("identity_roles",)
@@ -126,9 +126,9 @@ class _Workspace:
     def index(self) -> None:
         s = self.sections
         self.object_names = _object_names(s)
-        acls = (s.get("object_acls") or {}).get("acls") or {}
+        items = [item for t in ACL_OBJECT_TYPES for item in ((s.get(acl_section(t)) or {}).get("acls") or {}).items()]
         auth = s.get("authorization_acls") or {}
-        items = list(acls.items()) + [(f"authorization/{k}", v) for k, v in auth.items() if isinstance(v, dict)]
+        items += [(f"authorization/{k}", v) for k, v in auth.items() if isinstance(v, dict)]
         seq = 0  # answers list entries in the order they were read
         for key, acl in items:
             obj_type, _, obj_id = key.partition("/")

@@ -133,7 +133,7 @@ def tree_gaps(scope: str, data: dict | None) -> list[str]:
 def tree_permissions(ws_name: str, ws_id, data: dict | None, ws_reach: dict[str, list[str]],
                      have: Iterable[tuple[str, str]] = ()) -> list[dict]:
     """Object permission records (the ``workspace_object_permissions`` shape) for folders, notebooks,
-    files and repos. ``have``: (type, id) already reported from ``object_acls`` (repos are in both)."""
+    files and repos. ``have``: (type, id) already reported from the ``acls_*`` sections (repos are in both)."""
     have = set(have)
     out = []
     for obj in (data or {}).get("objects") or []:
