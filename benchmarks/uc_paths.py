@@ -20,13 +20,14 @@ docs/benchmark-uc-paths.md.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import multiprocessing
 import sys
 import time
 
 from collection_scale import AUDITOR, _serve
+
+from pytest_dbsec.collect.uc_sql import canonical
 
 CATALOGS, SCHEMAS_PER_CATALOG, TABLES_PER_SCHEMA = 10, 50, 500
 GROUPS = 20
@@ -75,21 +76,6 @@ def generate(scale: float = 1.0) -> dict:
     }
 
 
-def normalised(data: dict) -> str:
-    """Section data with ordering normalised and the path marker dropped (as tests/test_uc_sql_path.py)."""
-    d = copy.deepcopy(data)
-    d.pop("read_via", None)
-    for key in ("catalogs", "schemas", "tables", "external_locations", "storage_credentials"):
-        if key in d:
-            d[key] = sorted(d[key], key=lambda o: o.get("full_name") or o.get("name"))
-    if "grants" in d:
-        d["grants"] = {k: sorted(({"principal": a["principal"], "privileges": sorted(a["privileges"])} for a in v),
-                                 key=lambda a: a["principal"]) for k, v in d["grants"].items()}
-    if "tags" in d:
-        d["tags"] = {c: sorted(v, key=lambda a: a["tag_key"]) for c, v in d["tags"].items()}
-    return json.dumps(d, sort_keys=True)
-
-
 def _collect(info: dict, via: str, workers: int) -> dict:
     from pytest_dbsec.collect import Collector
     from pytest_dbsec.connect import Target
@@ -117,7 +103,7 @@ def _collect(info: dict, via: str, workers: int) -> dict:
         "tables": len(uc.get("tables") or []),
         "grant_rows": sum(len(a["privileges"]) for v in (uc.get("grants") or {}).values() for a in v),
         "errors": [f"{s.name}: {s.error}" for s in secs if s.status != "ok"],
-        "data": [normalised(s.data) if s.data else None for s in secs],
+        "data": [canonical(s.data) if s.data else None for s in secs],
     }
 
 

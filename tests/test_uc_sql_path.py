@@ -4,13 +4,13 @@ Statement Execution API gives the same inventory as the REST path, or fails clos
 from __future__ import annotations
 
 import copy
-import json
 
 import yaml
 
 from dbsec_helpers import assert_read_only
 from test_collect import AUDITOR, make_collector
 
+from pytest_dbsec.collect.uc_sql import canonical
 from pytest_dbsec.emulator import sql as emu_sql
 from pytest_dbsec.emulator.tenant import DEMO_TENANT
 
@@ -39,27 +39,12 @@ def _collect(emu, workspace: str, via: str, principal=AUDITOR):
     return {s: inv.scope(workspace).section(s) for s in UC_SECTIONS}
 
 
-def _normal(data: dict) -> str:
-    """Section data with its ordering normalised and the path marker dropped, as canonical JSON."""
-    d = copy.deepcopy(data)
-    d.pop("read_via", None)
-    for key in ("catalogs", "schemas", "tables", "external_locations", "storage_credentials"):
-        if key in d:
-            d[key] = sorted(d[key], key=lambda o: o.get("full_name") or o.get("name"))
-    if "grants" in d:
-        d["grants"] = {k: sorted(({"principal": a["principal"], "privileges": sorted(a["privileges"])} for a in v),
-                                 key=lambda a: a["principal"]) for k, v in d["grants"].items()}
-    if "tags" in d:
-        d["tags"] = {c: sorted(v, key=lambda a: a["tag_key"]) for c, v in d["tags"].items()}
-    return json.dumps(d, sort_keys=True)
-
-
 def _assert_same(emu, workspace: str) -> dict:
     rest, sql = _collect(emu, workspace, "rest"), _collect(emu, workspace, "sql")
     for s in UC_SECTIONS:
         assert rest[s].status == "ok" and sql[s].status == "ok", (rest[s].error, sql[s].error)
         assert rest[s].data["read_via"] == "rest" and sql[s].data["read_via"] == "sql"
-        assert _normal(sql[s].data) == _normal(rest[s].data), s
+        assert canonical(sql[s].data) == canonical(rest[s].data), s
     return {"rest": rest, "sql": sql}
 
 

@@ -223,3 +223,23 @@ def _full(r: dict, catalog: str = "table_catalog", schema: str = "table_schema")
 
 def _names(text) -> list[str]:
     return [x.strip() for x in str(text).split(",") if x.strip()] if text else []
+
+
+def canonical(data: dict) -> str:
+    """A ``uc``/``uc_column_tags`` section's data as canonical JSON, ordering normalised and the path
+    marker dropped: the two paths must give equal canonical forms for the same metastore (the
+    REST-vs-SQL test and benchmarks/uc_paths.py compare with it)."""
+    import copy
+    import json
+
+    d = copy.deepcopy(data)
+    d.pop("read_via", None)
+    for key in ("catalogs", "schemas", "tables", "external_locations", "storage_credentials"):
+        if key in d:
+            d[key] = sorted(d[key], key=lambda o: o.get("full_name") or o.get("name"))
+    if "grants" in d:
+        d["grants"] = {k: sorted(({"principal": a["principal"], "privileges": sorted(a["privileges"])} for a in v),
+                                 key=lambda a: a["principal"]) for k, v in d["grants"].items()}
+    if "tags" in d:
+        d["tags"] = {c: sorted(v, key=lambda a: a["tag_key"]) for c, v in d["tags"].items()}
+    return json.dumps(d, sort_keys=True)
