@@ -1022,7 +1022,7 @@ def _print_containment_plan(tr, run: DbsecRun, principal: str) -> None:
     """Print (never execute) the steps that remove what the principal can still reach. Built from the
     data this run read -- on the xdist controller, what the workers sent back -- with no new request."""
     from .checks.incident import containment_plan, read_at, unaudited_workspaces
-    from .graph.access import AccessGraph, UnknownPrincipal
+    from .graph.access import ROLE_ACCOUNT_SECTIONS, AccessGraph, UnknownPrincipal
 
     tr.section("dbsec containment plan")
     graph = AccessGraph.from_inventory(run.inventory)
@@ -1035,7 +1035,11 @@ def _print_containment_plan(tr, run: DbsecRun, principal: str) -> None:
     p = plan["principal"]
     who = f"{p['name']} ({p['display_name']})" if p["display_name"] and p["display_name"] != p["name"] else p["name"]
     tr.line(f"for {p['kind'].replace('_', ' ')} {who}: printed, never executed; review, then apply in this order")
-    missing = graph.gaps + [f"workspace {w} is not part of this run" for w in unaudited_workspaces(run.inventory)]
+    # roles on groups and service principals are read only by `dbsec access --escalation-check` (one
+    # call per identity): no INC control judges them, so their absence is said as a note, not as missing data
+    roles_unread = [g for g in graph.gaps if g.split(": ", 1)[0].split("/")[-1] in ROLE_ACCOUNT_SECTIONS]
+    missing = [g for g in graph.gaps if g not in roles_unread] + [
+        f"workspace {w} is not part of this run" for w in unaudited_workspaces(run.inventory)]
     if missing:
         tr.line("INCOMPLETE DATA: the plan can only cover what was read; missing: " + "; ".join(missing), red=True)
     if not plan["steps"]:
@@ -1045,6 +1049,10 @@ def _print_containment_plan(tr, run: DbsecRun, principal: str) -> None:
         tr.line(f"       {s['request']}")
     for note in plan["notes"]:
         tr.line(f"note: {note}")
+    if roles_unread:
+        tr.line("note: roles on groups and service principals (group manager, service principal user/manager) "
+                "were not read; `dbsec access --principal NAME --escalation-check` lists the ones this identity "
+                "holds, which deactivating it also closes")
 
 
 # -- fixtures ----------------------------------------------------------------------------------

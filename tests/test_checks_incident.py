@@ -120,6 +120,9 @@ def test_inc_controls_fail_with_every_remaining_path_then_pass_after_containment
     assert "printed, never executed" in plan
     assert "remove from group platform" not in plan  # transitive: goes with the deployers membership
     assert "access through group deployers goes with the membership" in plan
+    # roles on identities are not read by an INC run on purpose: a note, not an INCOMPLETE DATA alarm
+    assert "INCOMPLETE DATA" not in plan
+    assert "roles on groups and service principals" in plan and "--escalation-check" in plan
     assert_read_only(emu)  # the tool never changes a workspace
 
     # apply the containment to the emulated tenant; the same verification now passes
