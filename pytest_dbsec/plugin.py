@@ -550,6 +550,28 @@ class DbsecRun:
                 self.aborted = True
                 raise pytest.UsageError(f"--dbsec-principal: {e.args[0]}") from None
 
+    def check_principal_early(self) -> None:
+        """xdist controller: an unknown --dbsec-principal is exit 4 before any worker runs a control, as
+        in a single process. Only the identity sections are read, through the shared cache, so the
+        workers find them there and do not read them again."""
+        principal = self.config.getoption("dbsec_principal")
+        if not principal:
+            return
+        if self.collector is not None:
+            self._needed = {(ACCOUNT, "account_identities")} if self._has_scope(ACCOUNT) else set()
+            self._needed |= {(ws, "identities") for ws in self.workspace_names if self._has_scope(ws)}
+            self.sync({sc for sc, _ in self._needed})
+            self._needed = set()
+        from .graph.access import AccessGraph, UnknownPrincipal
+
+        try:
+            AccessGraph.from_inventory(self.inventory).resolve(principal)
+        except UnknownPrincipal as e:
+            if self.inventory.account is not None and \
+                    self.inventory.account.section("account_identities").status == OK:
+                self.aborted = True
+                raise pytest.UsageError(f"--dbsec-principal: {e.args[0]}") from None
+
     def today(self):
         """The date waivers and attestations are judged on: when the data was read, so that a
         replayed snapshot gives the verdicts of its own day."""
@@ -769,6 +791,7 @@ def pytest_runtestloop(session: pytest.Session):
         # the xdist controller (it collects nothing itself): a bad profile or host must still be exit 4
         # before the workers start, not an ERROR on every control
         run.check_targets()
+        run.check_principal_early()
     return (yield)
 
 

@@ -174,11 +174,28 @@ def test_a_workspace_of_the_account_not_in_the_run_is_an_error_not_a_pass(incide
     assert "INCOMPLETE DATA" in result.stdout.str() and "workspace ws2 is not part of this run" in result.stdout.str()
 
 
-def test_an_unknown_principal_is_a_usage_error(incident):
-    result, report, _ = incident(principal="nobody@corp.example.com")
+@pytest.mark.parametrize("xdist", [(), ("-n", "2")], ids=["one-process", "xdist"])
+def test_an_unknown_principal_is_a_usage_error(incident, xdist):
+    result, report, emu = incident(*xdist, principal="nobody@corp.example.com")
     assert result.ret == 4, result.stdout.str()
     assert "no user, service principal or group named 'nobody@corp.example.com'" in result.stderr.str()
     assert report is None
+    assert_read_only(emu)
+
+
+def test_under_xdist_the_identities_are_read_once_for_the_principal_check_and_the_workers(incident):
+    """The xdist controller reads the identities to check the principal before any worker runs; the
+    workers take them from the shared cache instead of reading them again: the same SCIM requests as
+    a single process makes."""
+
+    def scim_reads(emu):
+        return sorted((r.path, tuple(sorted(r.query.items()))) for r in emu.requests
+                      if r.method == "GET" and "/scim/v2/" in r.path and not r.path.endswith("/Me"))
+
+    _, single, emu1 = incident()
+    result, report, emu2 = incident("-n", "2")
+    assert {r["control_id"] for r in report["results"]} == set(INC), result.stdout.str()
+    assert scim_reads(emu2) == scim_reads(emu1) != []
 
 
 def test_without_a_principal_no_inc_control_runs(audit, tenant, pytester):
