@@ -122,6 +122,7 @@ class _Workspace:
     run_as: dict[str, list[dict]] = field(default_factory=dict)  # identity -> run_as records
     run_as_of: dict[tuple[str, str], str] = field(default_factory=dict)  # (jobs|pipelines, id) -> identity
     tokens: dict[str, list[dict]] = field(default_factory=dict)  # owner SCIM id -> token_infos
+    code_refs: list[dict] = field(default_factory=list)  # workspace code jobs/pipelines run, with run_as
 
     def index(self) -> None:
         s = self.sections
@@ -154,6 +155,7 @@ class _Workspace:
                      "workspace_name": self.name, "run_as": who, "source": source})
         for t in (s.get("tokens") or {}).get("token_infos") or []:
             self.tokens.setdefault(str(t.get("owner_id")), []).append(t)
+        self.code_refs = escalation.code_refs(data, self.run_as_of)
 
 
 class AccessGraph:
@@ -461,7 +463,7 @@ class AccessGraph:
         power_of = functools.lru_cache(maxsize=None)(self.power_of)  # one walk per target identity
         new = escalation.identity_role_findings(p.name, self.rule_sets, reach, power_of)
         new += escalation.code_edit_findings(
-            p.name, objects, {n: escalation.code_refs(ws.sections.get("jobs")) for n, ws in self.workspaces.items()},
+            p.name, objects, {n: ws.code_refs for n, ws in self.workspaces.items()},
             power_of, self.label)
         new += escalation.cloud_identity_findings(
             objects, {n: ws.sections.get("compute") or {} for n, ws in self.workspaces.items()})

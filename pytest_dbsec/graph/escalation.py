@@ -162,9 +162,11 @@ def _workspace_path(path) -> str | None:
     return path[len("/Workspace"):] if path.startswith("/Workspace/") else path
 
 
-def code_refs(jobs_data: dict | None) -> list[dict]:
-    """Workspace code run by job tasks and pipeline libraries: [{path, kind, id, name, run_as}]. A
-    task whose source is GIT (the default when the job has a git_source) is edited outside Databricks."""
+def code_refs(jobs_data: dict | None, run_as_of: dict[tuple[str, str], str | None]) -> list[dict]:
+    """Workspace code run by job tasks and pipeline libraries: [{path, kind, id, name, run_as}], the
+    identity each runs as taken from ``run_as_of`` ((jobs|pipelines, id) -> identity, the graph's
+    index). A task whose source is GIT (the default when the job has a git_source) is edited outside
+    Databricks."""
     out = []
     data = jobs_data or {}
 
@@ -177,9 +179,7 @@ def code_refs(jobs_data: dict | None) -> list[dict]:
 
     for j in data.get("jobs") or []:
         settings = j.get("settings") or {}
-        ra = settings.get("run_as") or {}
-        run_as = ra.get("user_name") or ra.get("service_principal_name") or j.get("run_as_user_name") \
-            or j.get("creator_user_name")
+        run_as = run_as_of.get(("jobs", str(j.get("job_id"))))
         default = "GIT" if settings.get("git_source") else "WORKSPACE"
         for t in tasks_of(settings.get("tasks")):
             for task_type, field in (("notebook_task", "notebook_path"), ("spark_python_task", "python_file")):
@@ -189,9 +189,7 @@ def code_refs(jobs_data: dict | None) -> list[dict]:
                     out.append({"path": path, "kind": "job", "id": str(j.get("job_id")),
                                 "name": settings.get("name"), "run_as": run_as})
     for p in data.get("pipelines") or []:
-        ra = p.get("run_as") or {}
-        run_as = ra.get("user_name") or ra.get("service_principal_name") or p.get("run_as_user_name") \
-            or p.get("creator_user_name")
+        run_as = run_as_of.get(("pipelines", str(p.get("pipeline_id"))))
         for lib in (p.get("spec") or {}).get("libraries") or []:
             for kind in ("notebook", "file"):
                 path = _workspace_path((lib.get(kind) or {}).get("path"))
