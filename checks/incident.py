@@ -25,6 +25,16 @@ Semantic decisions (the report of issue 5 repeats them):
   included). That tree is read up to a cap; a tree over the cap or a folder that could not be listed
   makes INC-03 ERROR (the remaining access cannot be proven absent), never pass.
 
+* A workspace of the account this run has no data for -- in the run but unread (status not RUNNING,
+  the credential refused, no answer), or left out by ``--dbsec-workspaces`` -- keeps every INC
+  control at ERROR, naming each such workspace with its account status: a FAILED or BANNED workspace
+  can come back with its tokens and ACLs, so it is never guessed harmless. The responder can accept
+  exactly that gap with a baseline waiver naming the control and ``resource: workspace/<name>``
+  (exactly, no glob), with a justification, an approver and an expiry. While it is valid the control
+  is judged on the workspaces that were read and the gap is recorded as a waived finding, visible in
+  every report; expired, it protects nothing. A section that failed in a workspace that was read is
+  not such a gap: it stays ERROR.
+
 ``remaining()`` and ``containment_plan()`` are shared with the plugin, which prints the plan.
 """
 
@@ -35,24 +45,28 @@ import json
 
 import pytest
 
-from pytest_dbsec.findings import day
+from pytest_dbsec.findings import Disposition, day
 from pytest_dbsec.graph import ACCOUNT_USERS, GROUP, SERVICE_PRINCIPAL
 from pytest_dbsec.graph.access import ACCOUNT_SECTIONS
 from pytest_dbsec.inventory import ACCOUNT, ACL_SECTIONS, OK, SectionUnavailable, parse_iso
 
-# the sections the graph is built from (see AccessGraph); the plugin's access_graph fixture reads them
-
-# what each control's answer depends on: a gap in any of these makes it ERROR
+# What each control's answer depends on: a gap in any of these makes it ERROR. The plugin's
+# access_graph fixture reads the union of the NEEDS of the INC controls selected, nothing more (the
+# graph treats a section not read as a gap, which errors only the controls that need it).
+# account_workspaces is in every one: without the account's list of workspaces nobody can tell
+# whether every workspace is in the run.
 NEEDS = {
     "INC-01": {"account_identities", "account_workspaces", "identities"},
-    "INC-02": {"account_identities", "identities", "uc"},
-    "INC-03": {"account_identities", "identities", *ACL_SECTIONS, "authorization_acls", "compute", "jobs",
-               "workspace_objects", "workspace_acls"},
-    "INC-04": {"account_identities", "tokens", "sp_secrets"},
-    "INC-05": {"account_identities", "jobs"},
-    "INC-06": {"account_identities", "identities"},
-    "INC-07": {"account_identities", "identities", "secrets"},
+    "INC-02": {"account_identities", "account_workspaces", "identities", "uc"},
+    "INC-03": {"account_identities", "account_workspaces", "identities", *ACL_SECTIONS, "authorization_acls",
+               "compute", "jobs", "workspace_objects", "workspace_acls"},
+    "INC-04": {"account_identities", "account_workspaces", "tokens", "sp_secrets"},
+    "INC-05": {"account_identities", "account_workspaces", "jobs"},
+    "INC-06": {"account_identities", "account_workspaces", "identities"},
+    "INC-07": {"account_identities", "account_workspaces", "identities", "secrets"},
 }
+# how a baseline waiver names a workspace this run could not read (see workspace_gaps)
+GAP_RESOURCE = "workspace/{}"
 
 CONTAINED = "nothing: the identity is contained"
 
@@ -67,39 +81,118 @@ def read_at(inventory) -> dt.datetime:
     return parse_iso(min(times)) if times else dt.datetime.now(dt.timezone.utc)
 
 
-def check_complete(graph, inventory, control_id: str) -> None:
-    """Raise SectionUnavailable (-> ERROR) if the answer of this control rests on data not read."""
+class WorkspacesUnread(SectionUnavailable):
+    """Workspaces of the account that this run has no data for and no valid waiver accepts: the
+    control ERRORs, naming each with its account status and the waiver that would accept it."""
+
+    def __init__(self, control_id: str, gaps: list[dict], sections: list[str]):
+        self.gaps = gaps
+        parts = []
+        for g in gaps:
+            text = f"workspace {g['workspace']} (status {g['status'] or 'unknown'}) "
+            text += "is not part of this run" if not g["in_run"] else f"could not be read: {g['reason']}"
+            if g.get("expired") is not None:
+                w = g["expired"]
+                text += f"; its waiver ({w.source}) expired on {w.expires.isoformat()}"
+            parts.append(text)
+        example = gaps[0]["workspace"]
+        reason = ("containment cannot be proven without every workspace of the account (a workspace that is not "
+                  "RUNNING can come back with its tokens and ACLs): " + "; ".join(parts)
+                  + ". Audit it, or accept exactly this gap with a baseline waiver per workspace: "
+                  f"{{control: {control_id}, resource: {GAP_RESOURCE.format(example)!r}, justification: ..., "
+                  "approver: ..., expires: YYYY-MM-DD}")
+        super().__init__(gaps[0]["workspace"], ", ".join(sections), reason)
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+def check_complete(graph, inventory, control_id: str, baseline=None, today: dt.date | None = None) -> list[dict]:
+    """Raise SectionUnavailable (-> ERROR) if the answer of this control rests on data not read.
+
+    Returns the workspace gaps a valid baseline waiver accepts (each with its ``waiver``): the control
+    is then judged on the workspaces that were read, and records each gap as a waived finding."""
     needs = NEEDS[control_id]
+    gaps = workspace_gaps(inventory)
+    unread = {g["workspace"] for g in gaps if g["in_run"]}
     for scope in inventory.scopes():
+        if scope.kind == "workspace" and scope.name in unread:
+            continue  # one gap for the whole workspace, below
         for name in sorted(needs):
             if (scope.kind == "account") != (name in ACCOUNT_SECTIONS):
                 continue
             sec = scope.section(name)
             if sec.status != OK:
                 raise SectionUnavailable(scope.name, name, sec.error if sec.status == "error" else "not collected")
-    # a workspace of the account that this run does not audit may hold tokens, ACLs, admins members:
-    # "contained" cannot be said without it
+    # a workspace of the account that this run did not read may hold tokens, ACLs, admins members:
+    # "contained" cannot be said without it, unless a waiver accepts exactly that workspace
     ws_needs = sorted(needs - set(ACCOUNT_SECTIONS))
-    if ws_needs:
-        unaudited = unaudited_workspaces(inventory)
-        if unaudited:
-            raise SectionUnavailable(unaudited[0], ws_needs[0],
-                                     f"workspace(s) {', '.join(unaudited)} of the account are not part of this run; "
-                                     "audit every workspace to verify containment")
+    accepted = []
+    if ws_needs and gaps:
+        today = today or read_at(inventory).date()
+        not_accepted = []
+        for g in gaps:
+            active, expired = (baseline.gap_waiver_for(control_id, GAP_RESOURCE.format(g["workspace"]), today)
+                               if baseline is not None else (None, None))
+            if active is not None:
+                accepted.append({**g, "waiver": active})
+            else:
+                not_accepted.append({**g, "expired": expired})
+        if not_accepted:
+            raise WorkspacesUnread(control_id, not_accepted, ws_needs)
     for gap in graph.gaps:  # what the graph itself could not build (no account scope, no assignments)
+        if any(gap.startswith(f"{ws}/") for ws in unread):
+            continue  # an unread workspace: a gap of its own, accepted above
         where = gap.split(": ", 1)[0]
         section = where.split("/", 1)[1] if "/" in where else None
         if section is None or section in needs or (section == "workspace assignments" and control_id == "INC-01"):
             raise SectionUnavailable(where.split("/", 1)[0], section or "account", gap)
+    return accepted
+
+
+def _listed_workspaces(inventory) -> list[dict]:
+    if inventory.account is None or inventory.account.section("account_workspaces").status != OK:
+        return []
+    return list((inventory.account.section("account_workspaces").data or {}).get("workspaces") or [])
 
 
 def unaudited_workspaces(inventory) -> list[str]:
-    """Workspaces the account lists that this run did not read."""
-    if inventory.account is None or inventory.account.section("account_workspaces").status != OK:
-        return []
-    listed = [w.get("workspace_name") for w in
-              (inventory.account.section("account_workspaces").data or {}).get("workspaces") or []]
-    return [w for w in listed if w and w not in inventory.workspaces]
+    """Workspaces the account lists that this run did not read (matched by id, else by name)."""
+    ids = {str(sc.id) for sc in inventory.workspaces.values() if sc.id is not None}
+    return [w.get("workspace_name") for w in _listed_workspaces(inventory)
+            if w.get("workspace_name") and str(w.get("workspace_id")) not in ids
+            and w.get("workspace_name") not in inventory.workspaces]
+
+
+def workspace_gaps(inventory) -> list[dict]:
+    """The workspaces of the account this run has no data for: {workspace, status (the account's
+    workspace_status, None if unknown), reason, in_run}. In the run but unread (``Scope.unread``), or
+    listed by the account and left out of the run (``--dbsec-workspaces``)."""
+    listed = _listed_workspaces(inventory)
+    by_id = {str(w.get("workspace_id")): w for w in listed}
+    by_name = {w.get("workspace_name"): w for w in listed}
+    out = []
+    for scope in inventory.workspaces.values():
+        if scope.unread:
+            w = by_id.get(str(scope.id)) or by_name.get(scope.name) or {}
+            out.append({"workspace": scope.name, "status": w.get("workspace_status"), "reason": scope.unread,
+                        "in_run": True})
+    for name in unaudited_workspaces(inventory):
+        out.append({"workspace": name, "status": by_name.get(name, {}).get("workspace_status"),
+                    "reason": "not part of this run", "in_run": False})
+    return out
+
+
+def record_gap(findings, gap: dict) -> None:
+    """A workspace gap a waiver accepts: a finding carrying that waiver, so that every report shows it."""
+    w = gap["waiver"]
+    f = findings.fail(resource_type="workspace", resource_id=GAP_RESOURCE.format(gap["workspace"]),
+                      resource_name=gap["workspace"],
+                      seen=f"workspace not read (status {gap['status'] or 'unknown'}): {gap['reason']}",
+                      expected="every workspace of the account read, to prove containment",
+                      gap="workspace not read", workspace=gap["workspace"], workspace_status=gap["status"],
+                      in_run=gap["in_run"])
+    f.disposition = Disposition("waived", w.justification, w.approver, w.expires.isoformat(), w.source)
 
 
 def _counts(active: bool, via) -> bool:
@@ -155,9 +248,13 @@ def _who(p: dict) -> str:
     return f"{p['name']} ({p['display_name']})" if p["display_name"] and p["display_name"] != p["name"] else p["name"]
 
 
-def _judge(access_graph, dbsec_inventory, dbsec_principal, control_id: str) -> dict:
-    check_complete(access_graph, dbsec_inventory, control_id)
-    return remaining(access_graph, dbsec_principal, read_at(dbsec_inventory))
+def _judge(access_graph, dbsec_inventory, dbsec_principal, control_id: str, baseline=None, findings=None) -> dict:
+    now = read_at(dbsec_inventory)
+    accepted = check_complete(access_graph, dbsec_inventory, control_id, baseline, now.date())
+    left = remaining(access_graph, dbsec_principal, now)
+    for gap in accepted:
+        record_gap(findings, gap)
+    return left
 
 
 _REFS = {"seeds": ["incident response"], "NIST": ["IR-4", "AC-2"]}
@@ -172,8 +269,8 @@ _REMEDIATION = ("Run with --dbsec-containment-plan for the ordered steps (printe
               "can still act there.",
     remediation="Remove its workspace assignments and the group memberships that carry one. " + _REMEDIATION,
 )
-def test_INC_01_no_workspace_access_left(access_graph, dbsec_inventory, dbsec_principal, findings):
-    left = _judge(access_graph, dbsec_inventory, dbsec_principal, "INC-01")
+def test_INC_01_no_workspace_access_left(access_graph, dbsec_inventory, dbsec_principal, baseline, findings):
+    left = _judge(access_graph, dbsec_inventory, dbsec_principal, "INC-01", baseline, findings)
     for r in left["INC-01"]:
         findings.fail(resource_type="workspace", resource_id=f"{r['workspace_name']}:{r['permission_level']}:{r['via'][-1]}",
                       resource_name=r["workspace_name"], owner=_who(left["principal"]),
@@ -189,8 +286,8 @@ def test_INC_01_no_workspace_access_left(access_graph, dbsec_inventory, dbsec_pr
     remediation="REVOKE direct grants, transfer ownership (ALTER ... OWNER TO), remove the memberships that carry "
                 "group grants. " + _REMEDIATION,
 )
-def test_INC_02_no_data_access_left(access_graph, dbsec_inventory, dbsec_principal, findings):
-    left = _judge(access_graph, dbsec_inventory, dbsec_principal, "INC-02")
+def test_INC_02_no_data_access_left(access_graph, dbsec_inventory, dbsec_principal, baseline, findings):
+    left = _judge(access_graph, dbsec_inventory, dbsec_principal, "INC-02", baseline, findings)
     for r in left["INC-02"]:
         what = "owner" if r["ownership"] else r["privilege"]
         inherited = f"; inherited by {r['inherited_by']} children" if r["inherited_by"] else ""
@@ -210,8 +307,8 @@ def test_INC_02_no_data_access_left(access_graph, dbsec_inventory, dbsec_princip
               "can edit).",
     remediation="Remove its entries from the object ACLs (Permissions API) and transfer ownership. " + _REMEDIATION,
 )
-def test_INC_03_no_object_permissions_left(access_graph, dbsec_inventory, dbsec_principal, findings):
-    left = _judge(access_graph, dbsec_inventory, dbsec_principal, "INC-03")
+def test_INC_03_no_object_permissions_left(access_graph, dbsec_inventory, dbsec_principal, baseline, findings):
+    left = _judge(access_graph, dbsec_inventory, dbsec_principal, "INC-03", baseline, findings)
     for r in left["INC-03"]:
         inherited = ""
         if r["inherited"]:
@@ -231,8 +328,8 @@ def test_INC_03_no_object_permissions_left(access_graph, dbsec_inventory, dbsec_
               "changed or the session revoked.",
     remediation="Revoke each token (token-management DELETE) and delete each OAuth secret. " + _REMEDIATION,
 )
-def test_INC_04_no_credentials_left(access_graph, dbsec_inventory, dbsec_principal, findings):
-    left = _judge(access_graph, dbsec_inventory, dbsec_principal, "INC-04")
+def test_INC_04_no_credentials_left(access_graph, dbsec_inventory, dbsec_principal, baseline, findings):
+    left = _judge(access_graph, dbsec_inventory, dbsec_principal, "INC-04", baseline, findings)
     for c in left["INC-04"]:
         if c["type"] == "pat":
             expiry = "never expires" if c["never_expires"] else (
@@ -254,8 +351,8 @@ def test_INC_04_no_credentials_left(access_graph, dbsec_inventory, dbsec_princip
     rationale="A job or pipeline that runs as the identity keeps executing with its rights, whoever triggers it.",
     remediation="Change run_as to another identity, or pause the job / stop the pipeline. " + _REMEDIATION,
 )
-def test_INC_05_not_a_run_as_identity(access_graph, dbsec_inventory, dbsec_principal, findings):
-    left = _judge(access_graph, dbsec_inventory, dbsec_principal, "INC-05")
+def test_INC_05_not_a_run_as_identity(access_graph, dbsec_inventory, dbsec_principal, baseline, findings):
+    left = _judge(access_graph, dbsec_inventory, dbsec_principal, "INC-05", baseline, findings)
     for r in left["INC-05"]:
         findings.fail(resource_type=r["kind"], resource_id=f"{r['workspace_name']}/{r['kind']}/{r['id']}",
                       resource_name=r["name"] or r["id"], owner=_who(left["principal"]),
@@ -271,8 +368,8 @@ def test_INC_05_not_a_run_as_identity(access_graph, dbsec_inventory, dbsec_princ
     remediation="Remove it from every group (SCIM PATCH per group) and deactivate it (SCIM active=false). "
                 + _REMEDIATION,
 )
-def test_INC_06_no_group_memberships_deactivated(access_graph, dbsec_inventory, dbsec_principal, findings):
-    left = _judge(access_graph, dbsec_inventory, dbsec_principal, "INC-06")
+def test_INC_06_no_group_memberships_deactivated(access_graph, dbsec_inventory, dbsec_principal, baseline, findings):
+    left = _judge(access_graph, dbsec_inventory, dbsec_principal, "INC-06", baseline, findings)
     p = left["principal"]
     if left["active"]:
         findings.fail(resource_type=p["kind"], resource_id=p["name"], resource_name=p["display_name"] or p["name"],
@@ -292,8 +389,8 @@ def test_INC_06_no_group_memberships_deactivated(access_graph, dbsec_inventory, 
     remediation="Delete its secret ACLs (secrets delete-acl) and remove the memberships that carry group ACLs; "
                 "rotate the secrets it could read. " + _REMEDIATION,
 )
-def test_INC_07_no_secret_access_left(access_graph, dbsec_inventory, dbsec_principal, findings):
-    left = _judge(access_graph, dbsec_inventory, dbsec_principal, "INC-07")
+def test_INC_07_no_secret_access_left(access_graph, dbsec_inventory, dbsec_principal, baseline, findings):
+    left = _judge(access_graph, dbsec_inventory, dbsec_principal, "INC-07", baseline, findings)
     for r in left["INC-07"]:
         findings.fail(resource_type="secret_scope",
                       resource_id=f"{r['workspace_name']}/{r['scope']}:{r['permission']}:{r['via'][-1]}",

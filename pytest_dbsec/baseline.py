@@ -819,6 +819,22 @@ class Baseline:
                 expired = w
         return None, expired
 
+    def gap_waiver_for(self, control_id: str, resource: str, today: date) -> tuple[Waiver | None, Waiver | None]:
+        """Like ``waiver_for``, for a gap in an account-scoped control's data (INC: a workspace this run
+        could not read, ``resource`` ``workspace/<name>``): the waiver must name that resource exactly
+        -- no glob, so that accepting one workspace never accepts another -- and apply to the account
+        (its ``workspace`` glob matches ``account``, as the default ``*`` does)."""
+        expired = None
+        for w in self.waivers:
+            if not (w.control == control_id and w.resource == resource and fnmatchcase("account", w.workspace)
+                    and w.resource_type in (None, "workspace")):
+                continue
+            if not w.expired(today):
+                return w, None
+            if expired is None or w.expires > expired.expires:
+                expired = w
+        return None, expired
+
     def attestation_for(self, control_id: str, today: date) -> tuple[Attestation | None, Attestation | None]:
         """(the newest current attestation of the control, else None; the newest stale one, if no
         current one exists)."""

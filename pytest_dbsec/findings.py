@@ -222,9 +222,20 @@ class FindingRecorder:
         c = self.control
         n = len(self.items)
         lines = [f"{c.id} {c.title} [{c.severity}]: {n} finding{'s' if n != 1 else ''} in {self.target}"]
-        lines += [f"  - {f.line()}" for f in self.items]
+        lines += [f"  - {f.line()}{disposition_note(f)}" for f in self.items]
         lines.append(f"Remediation: {c.remediation}")
         return "\n".join(lines)
+
+
+def disposition_note(f: Finding) -> str:
+    """`` [waived by X until D: why]``, `` [accepted ...]``, `` [waiver expired D]`` or nothing."""
+    if f.disposition and f.disposition.active:
+        d = f.disposition
+        why = f": {d.justification}" if d.kind == "waived" and d.justification else ""
+        return f" [{d.kind}{' by ' + d.approver if d.approver else ''}{' until ' + d.expires if d.expires else ''}{why}]"
+    if f.expired_waiver:
+        return f" [waiver expired {f.expired_waiver.expires}]"
+    return ""
 
 
 def verdict(findings: list[Finding]) -> str:
@@ -304,6 +315,8 @@ def apply_dispositions(findings: list[Finding], baseline, accepted, today) -> No
     accepted file) or leave it open. A matching waiver that has expired is recorded on the finding
     so the reports say why it no longer protects."""
     for f in findings:
+        if f.disposition is not None:
+            continue  # decided by the control itself (an INC control's accepted workspace gap)
         active, expired = baseline.waiver_for(f.control_id, f.target, f.resource_type, f.resource_id,
                                               f.resource_name, today)
         if active is not None:

@@ -115,6 +115,10 @@ class Scope:
     id: str | int | None = None
     host: str | None = None
     sections: dict[str, Section] = field(default_factory=dict)
+    # a workspace of an account-wide run that could not be read at all (not RUNNING, no URL, its
+    # credential refused, no answer): why. Its sections are errors with that reason; the INC controls
+    # treat it as one gap a baseline waiver can accept (a section failing in a read workspace is not one)
+    unread: str | None = None
 
     def section(self, name: str) -> Section:
         return self.sections.get(name) or Section(name)
@@ -125,6 +129,7 @@ class Scope:
             "kind": self.kind,
             "id": self.id,
             "host": self.host,
+            **({"unread": self.unread} if self.unread else {}),
             "sections": {n: s.to_json() for n, s in sorted(self.sections.items()) if s.status != ABSENT},
         }
 
@@ -143,7 +148,11 @@ class Scope:
         if legacy is not None:
             for sec in _split_legacy(legacy, f"{where}.sections.{LEGACY_ACL_SECTION}"):
                 loaded.setdefault(sec.name, sec)
-        return cls(name=obj["name"], kind=obj["kind"], id=obj.get("id"), host=obj.get("host"), sections=loaded)
+        unread = obj.get("unread")
+        if unread is not None and not (isinstance(unread, str) and unread.strip()):
+            raise SnapshotError(f"{where}.unread: expected the reason the workspace could not be read (a string)")
+        return cls(name=obj["name"], kind=obj["kind"], id=obj.get("id"), host=obj.get("host"), sections=loaded,
+                   unread=unread)
 
 
 def _split_legacy(old: Section, where: str) -> list[Section]:

@@ -208,6 +208,7 @@ class DbsecRun:
         self._needed: set[tuple[str, str]] = set()  # what the selected controls read (xdist: per scope, lazily)
         self._synced: set[str] = set()  # scopes this xdist worker has brought in line with the shared cache
         self._graph = None  # the access graph, built on first use by the INC controls
+        self._graph_needed: set[tuple[str, str]] = set()  # what it is read from, for the selected controls
 
     # -- set-up from options --------------------------------------------------------------------
 
@@ -307,7 +308,8 @@ class DbsecRun:
             run.inventory.account = Scope(ACCOUNT, "account", host=None) if ACCOUNT in run.targets else None
             for name in run.workspace_names:
                 t = run.targets[name]
-                run.inventory.workspaces[name] = Scope(name, "workspace", id=t.workspace_id, host=t.host)
+                run.inventory.workspaces[name] = Scope(name, "workspace", id=t.workspace_id, host=t.host,
+                                                       unread=run.unavailable.get(name))
             run.inventory.meta.update(run._meta())
             # the audit-log section reads these; break-glass names come from the baseline so that their events
             # are fetched (the section records which names it covered)
@@ -433,7 +435,9 @@ class DbsecRun:
                 continue
             needed.update((target, s) for s in control.sections)
             if "access_graph" in getattr(item, "fixturenames", ()):
-                needed.update(self._graph_sections())
+                builtin = Path(item.path).parent == builtin_checks_dir()
+                self._graph_needed |= self._graph_sections(control.id if builtin else None)
+        needed |= self._graph_needed
         self._needed = needed
         if not needed:
             return
@@ -458,6 +462,7 @@ class DbsecRun:
                             if mine.section(sec.name).status == "absent":
                                 self.inventory.put(scope, sec)
                         mine.id = mine.id if mine.id is not None else cached.id
+                        mine.unread = mine.unread or cached.unread
                 self._collect({(sc, n) for sc, n in self._needed if sc == scope})
                 mine = self.inventory.scope(scope)
                 alone = Inventory(account=mine) if scope == ACCOUNT else Inventory(workspaces={scope: mine})
@@ -478,7 +483,7 @@ class DbsecRun:
                 # one workspace of an account-wide run: its controls ERROR with the reason, the others run
                 from .targets import cannot_connect
 
-                self.unavailable[scope] = cannot_connect(e)
+                self.unavailable[scope] = self.inventory.scope(scope).unread = cannot_connect(e)
                 self.progress(f"workspace {scope}: {self.unavailable[scope]}")
                 continue
             self._preflighted.add(scope)
@@ -512,13 +517,20 @@ class DbsecRun:
             raise ConnectError(reason)
         return connect.account_client(target) if target.kind == "account" else connect.workspace_client(target)
 
-    def _graph_sections(self) -> set[tuple[str, str]]:
-        """Every (scope, section) the access graph is built from, for the scopes of this run."""
+    def _graph_sections(self, control_id: str | None = None) -> set[tuple[str, str]]:
+        """The (scope, section) pairs the access graph is read from for one control, for the scopes of
+        this run: a built-in INC control reads what its answer rests on (``NEEDS``), so ``-k INC_04``
+        reads tokens, not every object ACL; any other control using the ``access_graph`` fixture (a
+        user's own) gets every section the graph is built from. A section not read is a gap in the
+        graph, which errors only the controls that need it."""
+        from .checks.incident import NEEDS
         from .graph.access import ACCOUNT_SECTIONS, NAMING_WORKSPACE_SECTIONS, WORKSPACE_SECTIONS
 
-        out = {(ACCOUNT, s) for s in ACCOUNT_SECTIONS} if self.inventory.account is not None else set()
-        return out | {(ws, s) for ws in self.inventory.workspaces
-                      for s in WORKSPACE_SECTIONS + NAMING_WORKSPACE_SECTIONS}
+        wanted = NEEDS.get(control_id) if control_id is not None else None
+        if wanted is None:
+            wanted = set(ACCOUNT_SECTIONS) | set(WORKSPACE_SECTIONS) | set(NAMING_WORKSPACE_SECTIONS)
+        out = {(ACCOUNT, s) for s in wanted if s in ACCOUNT_SECTIONS} if self.inventory.account is not None else set()
+        return out | {(ws, s) for ws in self.inventory.workspaces for s in wanted if s not in ACCOUNT_SECTIONS}
 
     def access_graph(self):
         """The access graph over everything this run can read (built once). A section that cannot be
@@ -528,7 +540,8 @@ class DbsecRun:
             from .graph.access import AccessGraph
 
             if self.collector is not None:
-                self.collector.ensure(sorted(self._graph_sections()))
+                # what the selected controls need (prepare); every graph section if prepare did not run
+                self.collector.ensure(sorted(self._graph_needed or self._graph_sections()))
             self._graph = AccessGraph.from_inventory(self.inventory)
         return self._graph
 
@@ -954,6 +967,7 @@ def pytest_testnodedown(node, error) -> None:
             mine = run.inventory.scope(scope.name)
             mine.id = mine.id if scope.id is None else scope.id
             mine.host = mine.host or scope.host
+            mine.unread = mine.unread or scope.unread
 
 
 # -- the end of the run: reports, the gate, evidence -----------------------------------------------
@@ -1044,7 +1058,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
 def _print_containment_plan(tr, run: DbsecRun, principal: str) -> None:
     """Print (never execute) the steps that remove what the principal can still reach. Built from the
     data this run read -- on the xdist controller, what the workers sent back -- with no new request."""
-    from .checks.incident import containment_plan, read_at, unaudited_workspaces
+    from .checks.incident import NEEDS, containment_plan, read_at, workspace_gaps
     from .graph.access import ROLE_ACCOUNT_SECTIONS, AccessGraph, UnknownPrincipal
 
     tr.section("dbsec containment plan")
@@ -1061,8 +1075,23 @@ def _print_containment_plan(tr, run: DbsecRun, principal: str) -> None:
     # roles on groups and service principals are read only by `dbsec access --escalation-check` (one
     # call per identity): no INC control judges them, so their absence is said as a note, not as missing data
     roles_unread = [g for g in graph.gaps if g.split(": ", 1)[0].split("/")[-1] in ROLE_ACCOUNT_SECTIONS]
-    missing = [g for g in graph.gaps if g not in roles_unread] + [
-        f"workspace {w} is not part of this run" for w in unaudited_workspaces(run.inventory)]
+    # sections no judged INC control needs were not read on purpose (-k INC_04 reads no ACLs): a note
+    judged = {o.control.id for o in run.outcomes} & set(NEEDS)
+    needed = set().union(*(NEEDS[c] for c in judged)) if judged else None
+    ws_gaps = workspace_gaps(run.inventory)
+    unread = {g["workspace"] for g in ws_gaps if g["in_run"]}
+    not_asked, missing = [], []
+    for g in graph.gaps:
+        where = g.split(": ", 1)[0]
+        if g in roles_unread or any(g.startswith(f"{ws}/") for ws in unread):
+            continue
+        if needed is not None and g.endswith(": not collected") and where.split("/")[-1] not in needed:
+            not_asked.append(where)
+        else:
+            missing.append(g)
+    missing += [f"workspace {w['workspace']} (status {w['status'] or 'unknown'}) "
+                + ("could not be read: " + w["reason"] if w["in_run"] else "is not part of this run")
+                for w in ws_gaps]
     if missing:
         tr.line("INCOMPLETE DATA: the plan can only cover what was read; missing: " + "; ".join(missing), red=True)
     if not plan["steps"]:
@@ -1072,6 +1101,10 @@ def _print_containment_plan(tr, run: DbsecRun, principal: str) -> None:
         tr.line(f"       {s['request']}")
     for note in plan["notes"]:
         tr.line(f"note: {note}")
+    if not_asked:
+        sections = sorted({w.split("/")[-1] for w in not_asked})
+        tr.line(f"note: only the data the selected INC controls need was read; not read: {', '.join(sections)} "
+                "(run all seven for a complete plan)")
     if roles_unread:
         tr.line("note: roles on groups and service principals (group manager, service principal user/manager) "
                 "were not read; `dbsec access --principal NAME --escalation-check` lists the ones this identity "

@@ -486,3 +486,189 @@ def test_dbsec_access_account_wide_lists_the_workspaces_once(account_emu, accoun
     doc = json.loads(capsys.readouterr().out)
     assert rc == 0 and doc["complete"] is True
     assert _workspace_lists(account_emu) == 1
+
+
+# -- INC with a workspace that cannot be read: fail closed, or a waiver accepts exactly that gap --------
+
+ETL_SP = "etl-sp"  # in prod: a USER assignment, a token that never expires, an active OAuth secret
+
+
+@pytest.fixture
+def gap_emu(databricks_emulator):
+    """The account tenant with the auditor assigned to research too: legacy (FAILED) is the only
+    workspace that cannot be read."""
+    t = yaml.safe_load(ACCOUNT_TENANT.read_text())
+    research = next(w for w in t["account"]["workspaces"] if w["name"] == "research")
+    research["assignments"].append({"principal": "dbsec-auditor", "permissions": ["ADMIN"]})
+    return databricks_emulator(t)
+
+
+def gap_waivers(pytester, *waivers) -> str:
+    """A baseline extending default with these waivers; its path."""
+    path = pytester.path / "incident-baseline.yaml"
+    path.write_text(yaml.safe_dump({"extends": "default", "waivers": list(waivers)}, sort_keys=False))
+    return str(path)
+
+
+def gap_waiver(control: str, workspace: str = "legacy", days: int = 30, **extra) -> dict:
+    import datetime as dt
+
+    return {"control": control, "resource": f"workspace/{workspace}",
+            "justification": f"{workspace} never came up; its cloud account is frozen (IR-2026-17)",
+            "approver": "ciso@corp.example.com",
+            "expires": (dt.date.today() + dt.timedelta(days=days)).isoformat(), **extra}
+
+
+INC_IDS = [f"INC-0{i}" for i in range(1, 8)]
+
+
+def inc_results(report) -> dict:
+    return {r["control_id"]: r for r in report["results"] if r["control_id"].startswith("INC-")}
+
+
+def test_inc_errors_naming_a_failed_workspace_and_how_to_accept_it(account_run, gap_emu):
+    result, report = account_run(gap_emu, "--dbsec-principal", ETL_SP)
+    inc = inc_results(report)
+    assert sorted(inc) == INC_IDS, result.stdout.str()
+    for cid, r in inc.items():
+        assert r["outcome"] == "error", (cid, r["reason"])
+        assert "workspace legacy (status FAILED) could not be read: workspace 'legacy' is not running" \
+            in r["reason"], r["reason"]
+        assert f"{{control: {cid}, resource: 'workspace/legacy', justification: ..., approver: ..., " \
+               "expires: YYYY-MM-DD}" in r["reason"], r["reason"]
+        assert "research" not in r["reason"] and "prod" not in r["reason"]
+    assert result.ret == 1
+    assert {r.method for r in gap_emu.requests} == {"GET"}
+    assert api_calls(gap_emu, "legacy") == Counter()  # a workspace that is not running is not called
+
+
+def test_a_valid_waiver_for_the_unread_workspace_lets_inc_judge_the_others_and_shows_the_gap(
+        account_run, gap_emu, pytester):
+    baseline = gap_waivers(pytester, *(gap_waiver(c) for c in INC_IDS))
+    result, report = account_run(gap_emu, "--dbsec-principal", ETL_SP, "--dbsec-baseline", baseline, "-rA")
+    inc = inc_results(report)
+    out = result.stdout.str()
+    # judged on prod, dev and research: what is left fails with its findings ...
+    assert inc["INC-04"]["outcome"] == "failed", inc["INC-04"]["reason"]
+    open_ids = {f["resource_id"] for f in inc["INC-04"]["findings"] if f["disposition"] is None}
+    assert "prod/prod-etl-forever" in open_ids and any(f["resource_type"] == "oauth_secret"
+                                                       for f in inc["INC-04"]["findings"])
+    assert inc["INC-01"]["outcome"] == "failed"
+    assert any(f["resource_id"].startswith("prod:USER:") for f in inc["INC-01"]["findings"])
+    # ... and where it is contained, the only thing left is the accepted gap: waived, not passed
+    for cid in ("INC-03", "INC-05", "INC-07"):
+        assert inc[cid]["outcome"] == "waived", (cid, inc[cid]["reason"])
+    # every INC result carries the gap as a waived finding, with its justification and expiry
+    for cid, r in inc.items():
+        [gap] = [f for f in r["findings"] if f["resource_id"] == "workspace/legacy"]
+        assert gap["resource_type"] == "workspace" and gap["details"]["workspace_status"] == "FAILED"
+        assert "not running (status FAILED" in gap["seen"]
+        d = gap["disposition"]
+        assert d["kind"] == "waived" and d["active"] and "IR-2026-17" in d["justification"]
+        assert d["expires"] == gap_waiver(cid)["expires"] and d["approver"] == "ciso@corp.example.com"
+        assert d["source"].startswith(baseline + ":")
+    assert {w["control"]: w["status"] for w in report["waivers"]} == {c: "active" for c in INC_IDS}
+    # the other reports show it too: JUnit, HTML, terminal
+    junit = (pytester.path / "out" / "junit.xml").read_text()
+    assert "workspace workspace/legacy 'legacy'" in junit and "IR-2026-17" in junit
+    assert "until " + gap_waiver("INC-04")["expires"] in junit
+    html = (pytester.path / "out" / "compliance.html").read_text()
+    assert "workspace/legacy" in html and "IR-2026-17" in html
+    assert "XFAIL" in out and "workspace/legacy" in out and "IR-2026-17" in out
+    # the gate: INC-04 and INC-01 still fail the run; the data stays incomplete, and says so
+    assert result.ret == 1 and report["complete"] is False
+
+
+def test_a_gap_waiver_gives_the_same_verdicts_from_a_snapshot_and_under_xdist(account_run, gap_emu, pytester):
+    baseline = gap_waivers(pytester, *(gap_waiver(c) for c in INC_IDS))
+    args = ("--dbsec-principal", ETL_SP, "--dbsec-baseline", baseline)
+    _, live = account_run(gap_emu, *args, "--dbsec-snapshot-out", "snap.json")
+    snap = json.loads((pytester.path / "snap.json").read_text())
+    assert {w["name"]: w.get("unread", "")[:40] for w in snap["workspaces"]}["legacy"] == \
+        "workspace 'legacy' is not running (statu"
+
+    def pick(rep):
+        return sorted((r["control_id"], r["outcome"], sorted((f["resource_id"], (f["disposition"] or {}).get("kind"))
+                                                             for f in r["findings"])) for r in rep["results"])
+
+    replay = pytester.runpytest("-p", "no:cacheprovider", "--dbsec-report-dir", "replayed", "--dbsec-replay",
+                                "snap.json", *args)
+    replayed = json.loads((pytester.path / "replayed" / "findings.json").read_text())
+    assert pick(replayed) == pick(live), replay.stdout.str()
+    pytest.importorskip("xdist")
+    _, spread = account_run(gap_emu, *args, "-n", "2")
+    assert pick(spread) == pick(live)
+    assert {r["outcome"] for r in live["results"]} == {"failed", "waived"}
+
+
+def test_an_expired_gap_waiver_protects_nothing(account_run, gap_emu, pytester):
+    baseline = gap_waivers(pytester, gap_waiver("INC-04", days=-1))
+    _, report = account_run(gap_emu, "--dbsec-principal", ETL_SP, "--dbsec-baseline", baseline, "-k", "INC_04")
+    r = inc_results(report)["INC-04"]
+    assert r["outcome"] == "error" and "workspace legacy (status FAILED)" in r["reason"], r["reason"]
+    assert f"its waiver ({baseline}:" in r["reason"] and "expired on" in r["reason"], r["reason"]
+    assert [w["status"] for w in report["waivers"]] == ["expired"]
+
+
+@pytest.mark.parametrize("waiver", [
+    gap_waiver("INC-04", workspace="research"),  # another workspace
+    gap_waiver("INC-04", workspace="leg*"),  # a glob never accepts a gap: one workspace, named exactly
+    gap_waiver("INC-05"),  # another control
+    gap_waiver("INC-04", workspace_glob="prod"),  # applies to a workspace, not to the account's controls
+], ids=["other-workspace", "glob", "other-control", "not-the-account"])
+def test_a_waiver_that_does_not_name_this_gap_exactly_does_not_accept_it(account_run, gap_emu, pytester, waiver):
+    if "workspace_glob" in waiver:
+        waiver = {**{k: v for k, v in waiver.items() if k != "workspace_glob"}, "workspace": waiver["workspace_glob"]}
+    baseline = gap_waivers(pytester, waiver)
+    _, report = account_run(gap_emu, "--dbsec-principal", ETL_SP, "--dbsec-baseline", baseline, "-k", "INC_04")
+    r = inc_results(report)["INC-04"]
+    assert r["outcome"] == "error" and "workspace legacy (status FAILED) could not be read" in r["reason"]
+    assert [w["status"] for w in report["waivers"]] == ["stale"]
+
+
+def test_a_gap_waiver_does_not_cover_a_section_that_failed_in_a_workspace_that_was_read(
+        account_run, gap_emu, pytester):
+    gap_emu.add_fault("GET /api/2.0/token-management/tokens", status=403, target="prod")
+    baseline = gap_waivers(pytester, gap_waiver("INC-04"), gap_waiver("INC-04", workspace="prod"))
+    _, report = account_run(gap_emu, "--dbsec-principal", ETL_SP, "--dbsec-baseline", baseline, "-k", "INC_04")
+    r = inc_results(report)["INC-04"]
+    assert r["outcome"] == "error", r
+    assert "'tokens' for prod" in r["reason"] and "403" in r["reason"], r["reason"]
+
+
+def test_workspaces_left_out_of_the_run_are_gaps_the_same_waiver_accepts(account_run, gap_emu, pytester):
+    args = ("--dbsec-principal", ETL_SP, "-k", "INC_04", "--dbsec-workspaces", "prod,legacy")
+    _, report = account_run(gap_emu, *args)
+    r = inc_results(report)["INC-04"]
+    assert r["outcome"] == "error"
+    for ws in ("dev", "research"):
+        assert f"workspace {ws} (status RUNNING) is not part of this run" in r["reason"], r["reason"]
+    assert "workspace legacy (status FAILED) could not be read" in r["reason"]
+    # accepting two of the three is not enough
+    baseline = gap_waivers(pytester, gap_waiver("INC-04"), gap_waiver("INC-04", workspace="dev"))
+    _, report = account_run(gap_emu, *args, "--dbsec-baseline", baseline)
+    r = inc_results(report)["INC-04"]
+    assert r["outcome"] == "error" and "workspace research (status RUNNING) is not part of this run" in r["reason"]
+    assert "workspace dev" not in r["reason"] and "workspace legacy" not in r["reason"], r["reason"]
+    baseline = gap_waivers(pytester, *(gap_waiver("INC-04", workspace=w) for w in ("legacy", "dev", "research")))
+    _, report = account_run(gap_emu, *args, "--dbsec-baseline", baseline)
+    r = inc_results(report)["INC-04"]
+    assert r["outcome"] == "failed", r["reason"]
+    gaps = {f["resource_id"]: f for f in r["findings"] if f["details"].get("gap")}
+    assert sorted(gaps) == ["workspace/dev", "workspace/legacy", "workspace/research"]
+    assert all(f["disposition"]["kind"] == "waived" for f in gaps.values())
+    assert gaps["workspace/dev"]["details"]["in_run"] is False
+    assert "prod/prod-etl-forever" in {f["resource_id"] for f in r["findings"]}
+
+
+@pytest.mark.parametrize("broken, message", [
+    ({"expires": None}, "waivers[0].expires: required (a waiver must expire)"),
+    ({"justification": None}, "waivers[0].justification: required (a waiver must say why)"),
+    ({"control": "INC-09"}, "waivers[0].control: unknown control 'INC-09'"),
+])
+def test_a_bad_gap_waiver_is_bad_input(account_run, gap_emu, pytester, broken, message):
+    waiver = {k: v for k, v in {**gap_waiver("INC-04"), **broken}.items() if v is not None}
+    baseline = gap_waivers(pytester, waiver)
+    result, report = account_run(gap_emu, "--dbsec-principal", ETL_SP, "--dbsec-baseline", baseline)
+    assert result.ret == 4 and report is None
+    assert message in result.stderr.str() and baseline in result.stderr.str(), result.stderr.str()

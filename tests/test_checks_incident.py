@@ -171,7 +171,7 @@ def test_a_workspace_of_the_account_not_in_the_run_is_an_error_not_a_pass(incide
         r = outcome_of(report, c)
         assert r["outcome"] == "error" and "ws2" in r["reason"] and "not part of this run" in r["reason"], r
     result, _, _ = incident("--dbsec-containment-plan", edit=add_ws)
-    assert "INCOMPLETE DATA" in result.stdout.str() and "workspace ws2 is not part of this run" in result.stdout.str()
+    assert "INCOMPLETE DATA" in result.stdout.str() and "workspace ws2 (status RUNNING) is not part of this run" in result.stdout.str()
 
 
 @pytest.mark.parametrize("xdist", [(), ("-n", "2")], ids=["one-process", "xdist"])

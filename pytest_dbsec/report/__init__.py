@@ -21,7 +21,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..findings import ERROR, FAILED, OUTCOMES, SEVERITIES, Outcome
+from ..findings import ERROR, FAILED, OUTCOMES, SEVERITIES, Outcome, disposition_note
 from ..inventory import write_atomic
 
 FINDINGS_FORMAT = "pytest-dbsec/findings"
@@ -131,7 +131,7 @@ def render_junit(report: RunReport) -> str:
             ET.Element("property", name="control_id", value=o.control.id),
             ET.Element("property", name="severity", value=o.effective_severity),
             ET.Element("property", name="target", value=o.target)])
-        lines = [f.line() + _disposition_note(f) for f in o.findings]
+        lines = [f.line() + disposition_note(f) for f in o.findings]
         if o.outcome == FAILED:
             open_n = len(o.open_findings)
             el = ET.SubElement(case, "failure", message=f"{open_n} finding{'s' if open_n != 1 else ''}",
@@ -148,15 +148,6 @@ def render_junit(report: RunReport) -> str:
             ET.SubElement(case, "system-out").text = json.dumps(o.attestation, sort_keys=True)
     ET.indent(suite)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
-
-
-def _disposition_note(f) -> str:
-    if f.disposition and f.disposition.active:
-        d = f.disposition
-        return f" [{d.kind}{' by ' + d.approver if d.approver else ''}{' until ' + d.expires if d.expires else ''}]"
-    if f.expired_waiver:
-        return f" [waiver expired {f.expired_waiver.expires}]"
-    return ""
 
 
 # -- evidence.json -------------------------------------------------------------------------------
