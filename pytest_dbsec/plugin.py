@@ -565,14 +565,15 @@ class DbsecRun:
 
     def check_principal_early(self) -> None:
         """xdist controller: an unknown --dbsec-principal is exit 4 before any worker runs a control, as
-        in a single process. Only the identity sections are read, through the shared cache, so the
-        workers find them there and do not read them again."""
+        in a single process. Only the account's identities are read (the principal is an account
+        identity; without them the INC controls ERROR instead), through the shared cache, so the workers
+        find them there and do not read them again -- and a worker running INC-04 alone reads no
+        workspace identities, as in a single process."""
         principal = self.config.getoption("dbsec_principal")
         if not principal:
             return
         if self.collector is not None:
             self._needed = {(ACCOUNT, "account_identities")} if self._has_scope(ACCOUNT) else set()
-            self._needed |= {(ws, "identities") for ws in self.workspace_names if self._has_scope(ws)}
             self.sync({sc for sc, _ in self._needed})
             self._needed = set()
         from .graph.access import AccessGraph, UnknownPrincipal

@@ -224,3 +224,38 @@ def test_under_xdist_the_verdicts_and_the_plan_are_the_same(incident):
     assert "REVOKE MODIFY ON TABLE `main`.`sales`.`orders` FROM `" + SP + "`" in out
     assert "pause job Deploy and change its run_as" in out
     assert_read_only(emu)  # the tool never changes a workspace
+
+
+def test_the_graph_reads_only_what_the_selected_inc_controls_need(incident):
+    """-k INC_04 reads the identities, tokens and OAuth secrets its answer rests on -- not the object ACLs,
+    secret scopes, jobs, Unity Catalog or the workspace tree that INC-02/03/05/07 need."""
+
+    def paths(emu):
+        return {r.path for r in emu.requests if r.method == "GET" and r.path.startswith("/api/")}
+
+    _, narrow, emu_narrow = incident("-k", "INC_04")
+    _, full, emu_full = incident()
+    assert outcome_of(narrow, "INC-04")["outcome"] == outcome_of(full, "INC-04")["outcome"] == "failed"
+    assert set(findings(narrow, "INC-04")) == set(findings(full, "INC-04"))  # resource ids (times differ)
+    read_narrow, read_full = paths(emu_narrow), paths(emu_full)
+    assert read_narrow < read_full
+    assert "/api/2.0/token-management/tokens" in read_narrow
+    assert any(p.endswith("/credentials/secrets") for p in read_narrow)  # the SPs' OAuth secrets
+    for not_needed in ("/api/2.0/permissions/", "/api/2.0/secrets/", "/jobs/list", "/api/2.1/unity-catalog/",
+                       "/api/2.0/workspace/list"):
+        assert not [p for p in read_narrow if not_needed in p], not_needed
+        assert [p for p in read_full if not_needed in p], not_needed
+    count = lambda emu: sum(1 for r in emu.requests if r.path.startswith("/api/"))  # noqa: E731
+    assert count(emu_narrow) < count(emu_full) / 2, (count(emu_narrow), count(emu_full))
+    assert_read_only(emu_narrow)
+    # under pytest-xdist the workers read the same narrow set
+    _, spread, emu_spread = incident("-k", "INC_04", "-n", "2")
+    assert paths(emu_spread) == read_narrow and set(findings(spread, "INC-04")) == set(findings(narrow, "INC-04"))
+
+
+def test_a_narrow_plan_says_what_it_did_not_read(incident):
+    result, _, _ = incident("-k", "INC_04", "--dbsec-containment-plan")
+    plan = result.stdout.str()[result.stdout.str().index("dbsec containment plan"):]
+    assert "revoke token" in plan
+    assert "INCOMPLETE DATA" not in plan  # nothing the selected control needs is missing
+    assert "only the data the selected INC controls need was read; not read: " in plan and "acls_jobs" in plan
