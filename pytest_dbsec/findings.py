@@ -17,8 +17,11 @@ from __future__ import annotations
 
 import hashlib
 import re
+import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from .inventory import ACL_SECTIONS, LEGACY_ACL_SECTION
 
 SEVERITIES = ("critical", "high", "medium", "low", "info")
 SCOPES = ("workspace", "account")
@@ -40,6 +43,28 @@ def day(ms: int | float) -> str:
 
 class ControlDefinitionError(Exception):
     """A control's metadata is missing or invalid. Reported as a collection error."""
+
+
+class DeprecatedSectionWarning(FutureWarning):
+    """A control declares a data section by a name that still works but will go away."""
+
+
+def expand_sections(sections, where: str) -> list:
+    """The deprecated ``object_acls`` (one section for every object type's ACLs, before the per-type
+    split) stands for every ``acls_<type>`` section; ``workspace.data("object_acls")`` still returns the
+    merged view in the old shape. Warns, naming the sections to declare instead."""
+    if not (isinstance(sections, (list, tuple)) and LEGACY_ACL_SECTION in sections):
+        return sections
+    warnings.warn(DeprecatedSectionWarning(
+        f"{where}: data section {LEGACY_ACL_SECTION!r} is deprecated: it reads the ACLs of every object type "
+        f"({', '.join(ACL_SECTIONS)}); declare only the acls_<type> sections the control judges"),
+        stacklevel=3)
+    out: list = []
+    for s in sections:
+        for name in (ACL_SECTIONS if s == LEGACY_ACL_SECTION else (s,)):
+            if name not in out:
+                out.append(name)
+    return out
 
 
 @dataclass(frozen=True)
@@ -79,7 +104,7 @@ class Control:
         verified_by = kwargs.get("verified_by", "api")
         if verified_by not in ("api", "attestation"):
             problems.append(f"verified_by {verified_by!r} is not one of api, attestation")
-        sections = kwargs.get("sections")
+        sections = expand_sections(kwargs.get("sections"), where)
         if "sections" in kwargs:
             if verified_by == "attestation" and sections == []:
                 pass  # nothing to read: the baseline's attestation is the evidence
@@ -89,9 +114,7 @@ class Control:
                 bad = [s for s in sections if s not in known_sections]
                 if bad:
                     problems.append(f"unknown data section(s) {', '.join(bad)} "
-                                    f"(known: {', '.join(sorted(known_sections))})"
-                                    + ("; object_acls is now one section per object type: declare the "
-                                       "acls_<type> sections the control reads" if "object_acls" in bad else ""))
+                                    f"(known: {', '.join(sorted(known_sections))})")
         refs = kwargs.get("refs")
         if "refs" in kwargs:
             if not isinstance(refs, dict) or not refs:

@@ -155,6 +155,19 @@ class Scope:
                    unread=unread)
 
 
+def merged_acls(parts: dict[str, Any]) -> dict:
+    """The deprecated ``object_acls`` view: the data of the per-type ACL sections (name -> data) merged
+    into the shape that section had, {"acls": {"<type>/<id>": acl}, "vanished": ["<type>/<id>", ...]}."""
+    acls: dict = {}
+    vanished: list = []
+    for name in ACL_SECTIONS:
+        data = parts.get(name) or {}
+        acls.update(data.get("acls") or {})
+        vanished += list(data.get("vanished") or [])
+    # sorted by key: the same order live and from a snapshot (which is written with sorted keys)
+    return {"acls": dict(sorted(acls.items())), "vanished": sorted(vanished)}
+
+
 def _split_legacy(old: Section, where: str) -> list[Section]:
     """The per-type ACL sections an ``object_acls`` section of an older snapshot stands for: it read
     every type at once, so each type gets its status, error and time, the ACLs and vanished objects

@@ -37,8 +37,8 @@ from .connect import ConnectError, Target, preflight, runtime_host
 from .findings import (ACCEPTED, ATTESTED, ERROR, FAILED, PASSED, SEVERITIES, SKIPPED, WAIVED, Control,
                        ControlDefinitionError, FindingRecorder, Outcome, accepted_status, apply_dispositions,
                        check_attestation, gate, verdict, waiver_statuses)
-from .inventory import ACCOUNT, ERROR as SECTION_ERROR, OK, Inventory, Scope, SectionUnavailable, SnapshotError, \
-    iso, parse_iso, utcnow
+from .inventory import ACCOUNT, ACL_SECTIONS, ERROR as SECTION_ERROR, LEGACY_ACL_SECTION, OK, Inventory, Scope, \
+    SectionUnavailable, SnapshotError, iso, merged_acls, parse_iso, utcnow
 from .report import RunReport, write_evidence, write_reports
 
 RUN_KEY = pytest.StashKey["DbsecRun"]()
@@ -1126,6 +1126,16 @@ class ScopeView:
         self.host = scope.host
 
     def data(self, section: str) -> Any:
+        if section == LEGACY_ACL_SECTION:
+            # deprecated: every type's ACLs in the shape of the old single section (declaring it in the
+            # marker declares every acls_<type> section; see findings.expand_sections)
+            missing = [s for s in ACL_SECTIONS if self._control is not None and s not in self._control.sections]
+            if missing:
+                raise ControlDefinitionError(f"control {self._control.id} reads data section {section!r} but does "
+                                             f"not declare it (or {', '.join(missing)}) in its marker's sections=")
+            self._run.require(self.name, ACL_SECTIONS)
+            scope = self._run.inventory.scope(self.name)
+            return merged_acls({s: scope.section(s).data for s in ACL_SECTIONS})
         if self._control is not None and section not in self._control.sections:
             raise ControlDefinitionError(f"control {self._control.id} reads data section {section!r} but does not "
                                          f"declare it in its marker's sections=")

@@ -140,3 +140,58 @@ def test_an_old_object_acls_section_in_error_errors_every_type():
     ws = Inventory.from_json(snap).workspaces["ws1"]
     assert [ws.section(acl_section(t)).status for t in ACL_OBJECT_TYPES] == ["error"] * len(ACL_OBJECT_TYPES)
     assert "PERMISSION_DENIED" in ws.section("acls_clusters").error
+
+
+LEGACY_CONTROL = """
+import json
+import pytest
+
+@pytest.mark.dbsec(id="ORG-07", title="Old-style ACL control", severity="low", scope="workspace",
+                   sections=["object_acls"], refs={"seeds": ["x"]}, rationale="r", remediation="m")
+def test_ORG_07_old_style(workspace, findings):
+    data = workspace.data("object_acls")
+    assert sorted(data) == ["acls", "vanished"]
+    for key, acl in data["acls"].items():
+        findings.fail(resource_type=key.split("/")[0], resource_id=key, seen=str(len(acl["access_control_list"])),
+                      expected="-")
+    for key in data["vanished"]:
+        findings.fail(resource_type="vanished", resource_id=key, seen="gone", expected="-")
+    with pytest.raises(Exception, match="does not declare"):
+        workspace.data("tokens")
+"""
+
+
+def test_a_control_declaring_the_old_object_acls_section_reads_the_merged_view(pytester):
+    """``object_acls`` is a deprecated alias: it declares every acls_<type> section, and
+    ``workspace.data("object_acls")`` returns them merged in the old shape; the run warns what to declare."""
+    pytester.makepyfile(test_org=LEGACY_CONTROL)
+    args = ("-p", "no:cacheprovider", "--dbsec-report-dir", "out", "-k", "ORG_07")
+    result = pytester.runpytest("--dbsec-demo", "--dbsec-snapshot-out", "snap.json", *args)
+    report = json.loads((pytester.path / "out" / "findings.json").read_text())
+    out = result.stdout.str()
+    assert "DeprecatedSectionWarning" in out and "data section 'object_acls' is deprecated" in out, out
+    assert "declare only the acls_<type> sections the control judges" in out
+    prod = outcome_of(report, "ORG-07", "prod")
+    assert prod["outcome"] == "failed", prod["reason"]
+    assert prod["control"]["sections"] == list(ACL_SECTIONS)
+    # exactly what the per-type sections hold, merged: every type's ACLs under "<type>/<id>"
+    inv = Inventory.load(pytester.path / "snap.json")
+    expected = {k for name in ACL_SECTIONS for k in inv.workspaces["prod"].section(name).data["acls"]}
+    got = {f["resource_id"] for f in prod["findings"] if f["resource_type"] != "vanished"}
+    assert got == expected and len({k.split("/")[0] for k in got}) >= 3, got
+    # a replay (of a new snapshot, or one saved before the split) gives the old-style control the same data
+    legacy = _as_legacy(json.loads((pytester.path / "snap.json").read_text()))
+    (pytester.path / "old.json").write_text(json.dumps(legacy))
+    for snap in ("snap.json", "old.json"):
+        pytester.runpytest("--dbsec-replay", snap, *args)
+        replayed = json.loads((pytester.path / "out" / "findings.json").read_text())
+        assert _verdicts(replayed) == _verdicts(report), snap
+
+
+def test_the_old_object_acls_section_errors_when_one_type_cannot_be_read(pytester, audit, demo_tenant, emulator):
+    pytester.makepyfile(test_org=LEGACY_CONTROL)
+    emu = emulator(demo_tenant)
+    emu.add_fault("GET /api/2.0/permissions/clusters/*", status=403)
+    _, report = audit(emu.tenant, "-k", "ORG_07", account=False, emu=emu)
+    r = outcome_of(report, "ORG-07")
+    assert r["outcome"] == "error" and "acls_clusters" in r["reason"] and "403" in r["reason"], r["reason"]

@@ -26,9 +26,18 @@ def test_control_metadata_is_validated_and_every_problem_named():
         assert part in msg
     with pytest.raises(ControlDefinitionError, match="unknown data section.*nope"):
         Control.from_marker({**GOOD, "sections": ["nope"]}, "x", {"tokens"})
-    # a control written for the single object-ACL section of earlier versions is told what replaced it
-    with pytest.raises(ControlDefinitionError, match="object_acls is now one section per object type"):
-        Control.from_marker({**GOOD, "sections": ["object_acls"]}, "x", {"tokens", "acls_jobs"})
+    # a control written for the single object-ACL section of earlier versions: a deprecated alias for every
+    # acls_<type> section, with a warning naming them
+    from pytest_dbsec.findings import DeprecatedSectionWarning
+    from pytest_dbsec.inventory import ACL_SECTIONS
+
+    with pytest.warns(DeprecatedSectionWarning, match=r"x: data section 'object_acls' is deprecated.*acls_jobs"):
+        c = Control.from_marker({**GOOD, "sections": ["tokens", "object_acls", "acls_jobs"]}, "x",
+                                {"tokens", *ACL_SECTIONS})
+    assert c.sections == ("tokens", *ACL_SECTIONS)
+    with pytest.raises(ControlDefinitionError, match="unknown data section.*nope"), \
+            pytest.warns(DeprecatedSectionWarning):
+        Control.from_marker({**GOOD, "sections": ["object_acls", "nope"]}, "x", {*ACL_SECTIONS})
 
 
 def test_finding_fingerprint_ignores_display_text():
