@@ -96,8 +96,9 @@ class WorkspacesUnread(SectionUnavailable):
                 text += f"; its waiver ({w.source}) expired on {w.expires.isoformat()}"
             parts.append(text)
         example = gaps[0]["workspace"]
-        reason = ("containment cannot be proven without every workspace of the account (a workspace that is not "
-                  "RUNNING can come back with its tokens and ACLs): " + "; ".join(parts)
+        why = "" if all(g["status"] == "RUNNING" for g in gaps) else \
+            " (a workspace that is not RUNNING can come back with its tokens and ACLs)"
+        reason = (f"containment cannot be proven without every workspace of the account{why}: " + "; ".join(parts)
                   + ". Audit it, or accept exactly this gap with a baseline waiver per workspace: "
                   f"{{control: {control_id}, resource: {GAP_RESOURCE.format(example)!r}, justification: ..., "
                   "approver: ..., expires: YYYY-MM-DD}")

@@ -537,6 +537,7 @@ def test_inc_errors_naming_a_failed_workspace_and_how_to_accept_it(account_run, 
         assert f"{{control: {cid}, resource: 'workspace/legacy', justification: ..., approver: ..., " \
                "expires: YYYY-MM-DD}" in r["reason"], r["reason"]
         assert "research" not in r["reason"] and "prod" not in r["reason"]
+        assert "(a workspace that is not RUNNING can come back with its tokens and ACLs)" in r["reason"]
     assert result.ret == 1
     assert {r.method for r in gap_emu.requests} == {"GET"}
     assert api_calls(gap_emu, "legacy") == Counter()  # a workspace that is not running is not called
@@ -672,3 +673,17 @@ def test_a_bad_gap_waiver_is_bad_input(account_run, gap_emu, pytester, broken, m
     result, report = account_run(gap_emu, "--dbsec-principal", ETL_SP, "--dbsec-baseline", baseline)
     assert result.ret == 4 and report is None
     assert message in result.stderr.str() and baseline in result.stderr.str(), result.stderr.str()
+
+
+def test_a_snapshot_says_which_workspace_could_not_be_read():
+    from pytest_dbsec.inventory import Inventory, SnapshotError
+
+    def snap(unread):
+        return {"format": "pytest-dbsec/snapshot", "version": 1, "account": None,
+                "workspaces": [{"name": "legacy", "kind": "workspace", "unread": unread, "sections": {}}]}
+
+    inv = Inventory.from_json(snap("workspace 'legacy' is not running (status FAILED)"))
+    assert inv.workspaces["legacy"].unread.startswith("workspace 'legacy' is not running")
+    assert inv.to_json()["workspaces"][0]["unread"] == inv.workspaces["legacy"].unread
+    with pytest.raises(SnapshotError, match=r"snapshot.workspaces\[0\].unread: expected the reason"):
+        Inventory.from_json(snap(5))
