@@ -138,6 +138,11 @@ class Context:
         return sec.data
 
     @property
+    def scope(self) -> str:
+        """The name of the scope (workspace name, or "account") this section is read for."""
+        return self._scope
+
+    @property
     def options(self) -> Mapping[str, Any]:
         """Run options a section may depend on (e.g. ``warehouse_id``), read-only."""
         return self._runner.options

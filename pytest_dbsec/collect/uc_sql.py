@@ -234,6 +234,7 @@ def canonical(data: dict) -> str:
 
     d = copy.deepcopy(data)
     d.pop("read_via", None)
+    d.pop("shared_from", None)
     for key in ("catalogs", "schemas", "tables", "external_locations", "storage_credentials"):
         if key in d:
             d[key] = sorted(d[key], key=lambda o: o.get("full_name") or o.get("name"))
