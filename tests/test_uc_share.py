@@ -142,3 +142,51 @@ def test_different_callers_share_nothing(emulator, tenant):
                 assert mine.data.get("shared_from", {}) == {}
     run = Counter(_key(r) for r in requests if r.path != ME)
     assert run == Counter(_key(r) for ws in alone for r in alone[ws][1])
+
+
+# -- the SQL path: the warehouse's information_schema is read once for every workspace on its metastore
+
+
+def _sql_run(emu, workspaces, warehouse_workspace="ws1"):
+    from test_uc_sql_path import WH
+
+    emu.clear_requests()
+    opts = {"warehouse_id": WH, "warehouse_workspace": warehouse_workspace, "uc_via": "sql"}
+    col, inv, _ = make_collector(emu, workspaces, account=False, options=opts)
+    col.ensure([(ws, s) for ws in workspaces for s in ("uc", "uc_column_tags")])
+    return ({ws: {s: inv.scope(ws).section(s) for s in ("uc", "uc_column_tags")} for ws in workspaces},
+            [r for r in emu.requests if r.path == "/api/2.0/sql/statements"])
+
+
+def test_sql_path_reads_the_metastore_once_and_each_workspace_keeps_its_catalogs(emulator, tenant):
+    from test_uc_sql_path import _with_admin_warehouse
+
+    t = _with_admin_warehouse(shared_tenant(tenant))
+    t["account"]["metastores"][0]["catalogs"][-1]["bindings"] = ["ws1", "ws2"]  # the warehouse (ws1) sees it
+    emu = emulator(t)
+    rest = {ws: _run(emu, [ws])[0][ws] for ws in ("ws1", "ws2")}
+    single, single_statements = _sql_run(emu, ["ws1"])
+    both, statements = _sql_run(emu, ["ws1", "ws2"])
+    for ws in ("ws1", "ws2"):
+        for s in ("uc", "uc_column_tags"):
+            assert both[ws][s].status == "ok", both[ws][s].error
+            assert both[ws][s].data["read_via"] == "sql"
+            assert canonical(both[ws][s].data) == canonical(rest[ws][s].data), (ws, s)
+    assert canonical(single["ws1"]["uc"].data) == canonical(both["ws1"]["uc"].data)
+    # ws2 does not list sales (bound to ws1): none of it in its data, though the warehouse showed it
+    assert not [k for k in both["ws2"]["uc"].data["grants"] if "sales" in k]
+    assert {t["catalog_name"] for t in both["ws2"]["uc"].data["tables"]} == {"analytics", "ws2_private"}
+    # the statements of one workspace's read, not two
+    assert len(statements) == len(single_statements) == 14
+    assert {ws: both[ws]["uc"].data["shared_from"] for ws in both} in (
+        {"ws1": {}, "ws2": {"metastore": "ws1"}}, {"ws1": {"metastore": "ws2"}, "ws2": {}})
+    assert_read_only(emu)
+
+
+def test_sql_path_still_fails_closed_for_a_catalog_the_warehouse_cannot_see(emulator, tenant):
+    from test_uc_sql_path import _with_admin_warehouse
+
+    emu = emulator(_with_admin_warehouse(shared_tenant(tenant)))  # ws2_private is bound to ws2 only
+    both, _ = _sql_run(emu, ["ws1", "ws2"])
+    assert both["ws1"]["uc"].status == "ok"
+    assert both["ws2"]["uc"].status == "error" and "ws2_private" in both["ws2"]["uc"].error
