@@ -205,9 +205,34 @@ def test_large_views_are_read_in_pages(emulator, tenant, monkeypatch):
     assert any("FROM system.information_schema.table_privileges" in s for s in paged)
 
 
-def test_a_result_over_the_inline_limit_fails_closed(emulator, tenant):
+def _inline_tenant(tenant, limit: int) -> dict:
     t = _uc_tenant(tenant)
-    t["sql"] = {"inline_limit_bytes": 300}  # the columns view of this tenant is larger
-    emu = emulator(t)
+    t["sql"] = {"inline_limit_bytes": limit}  # the JSON bytes of a result; this tenant's columns view is larger
+    return t
+
+
+def test_a_page_over_the_inline_cap_is_read_again_in_halves(emulator, tenant, monkeypatch):
+    from pytest_dbsec.collect import uc_sql
+
+    monkeypatch.setattr(uc_sql, "PAGE_ROWS", 64)
+    monkeypatch.setattr(uc_sql, "PAGE_FLOOR", 2)
+    emu = emulator(_inline_tenant(tenant, 600))
+    _assert_same(emu, "ws1")  # the same inventory as REST, whole
+    posts = [r for r in emu.requests if r.method == "POST" and "information_schema.columns" in (r.statement or "")]
+    limits = [int(r.statement.split(" LIMIT ")[1].split()[0]) for r in posts]
+    # the first page (64 rows) was over the cap: halved until a page fits, then the rest at that size
+    assert limits[0] == 64 and limits[1] == 32 and len(set(limits)) > 2, limits
+    assert limits == sorted(limits, reverse=True)
+
+
+def test_a_result_over_the_inline_limit_even_at_the_floor_fails_closed(emulator, tenant, monkeypatch):
+    from pytest_dbsec.collect import uc_sql
+
+    monkeypatch.setattr(uc_sql, "PAGE_ROWS", 8)
+    monkeypatch.setattr(uc_sql, "PAGE_FLOOR", 2)
+    emu = emulator(_inline_tenant(tenant, 150))
     got = _collect(emu, "ws1", "sql")
-    assert got["uc"].status == "error" and "[INLINE_RESULT_TOO_LARGE]" in got["uc"].error
+    assert got["uc"].status == "error"
+    assert "even 2 rows" in got["uc"].error and "Inline byte limit exceeded" in got["uc"].error
+    assert "--dbsec-uc-via rest" in got["uc"].error
+    assert got["uc_column_tags"].status == "error"

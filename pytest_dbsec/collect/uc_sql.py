@@ -31,7 +31,7 @@ statements: a change to the metastore between them can shift rows between pages 
 from __future__ import annotations
 
 from . import uc as rest
-from .sql import StatementFailed, run_query
+from .sql import InlineLimitExceeded, StatementFailed, run_query
 from .workspace import _dicts
 
 _IS = "system.information_schema"
@@ -45,6 +45,9 @@ NOT_IS = "table_schema <> 'information_schema'"
 # (names up to 255 characters make ~1 KB the worst case), so larger views are read in pages of this many
 # rows, ordered by their key (LIMIT/OFFSET); a small metastore needs one statement per view.
 PAGE_ROWS = 100_000
+# A page over the cap anyway (long comments) FAILS with "Inline byte limit exceeded": it is read again
+# with half the rows, down to this many; 25 MiB over 1,000 rows is 26 KB a row, far beyond any real row.
+PAGE_FLOOR = 1_000
 # (view, columns, WHERE, unique ORDER BY key)
 SCHEMATA = ("schemata", "catalog_name, schema_name, schema_owner, comment", None, "catalog_name, schema_name")
 TABLES = ("tables", "table_catalog, table_schema, table_name, table_type, table_owner, comment", NOT_IS,
@@ -97,14 +100,25 @@ class SqlReader:
         return run_query(self.wc, self.warehouse, statement, params).rows
 
     def rows(self, spec: tuple) -> list[dict]:
-        """Every row of one information_schema view, PAGE_ROWS per statement."""
+        """Every row of one information_schema view, PAGE_ROWS per statement; a page whose result is over
+        the INLINE cap is read again with half as many rows (and so are the view's later pages), down to
+        PAGE_FLOOR rows: if even that is too big, the read fails, saying so."""
         view, columns, where, order = spec
         out: list[dict] = []
+        size = PAGE_ROWS
         while True:
-            page = self.query(f"SELECT {columns} FROM {_IS}.{view}" + (f" WHERE {where}" if where else "")
-                              + f" ORDER BY {order} LIMIT {PAGE_ROWS}" + (f" OFFSET {len(out)}" if out else ""))
+            try:
+                page = self.query(f"SELECT {columns} FROM {_IS}.{view}" + (f" WHERE {where}" if where else "")
+                                  + f" ORDER BY {order} LIMIT {size}" + (f" OFFSET {len(out)}" if out else ""))
+            except InlineLimitExceeded as e:
+                if size <= PAGE_FLOOR:
+                    raise StatementFailed(
+                        f"{_IS}.{view}: even {size} rows (from row {len(out)}) are over the 25 MiB cap of an INLINE "
+                        f"result, so this view cannot be read in pages here ({e}). Use --dbsec-uc-via rest.") from e
+                size = max(size // 2, PAGE_FLOOR)
+                continue
             out.extend(page)
-            if len(page) < PAGE_ROWS:
+            if len(page) < size:
                 return out
 
     # -- the listing both sections start from, read once per run -----------------------------------
