@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 
+import pytest
 import yaml
 
 from dbsec_helpers import assert_read_only
@@ -203,6 +204,26 @@ def test_large_views_are_read_in_pages(emulator, tenant, monkeypatch):
     paged = [r.statement for r in emu.requests if r.method == "POST" and "OFFSET" in (r.statement or "")]
     assert any("FROM system.information_schema.columns" in s for s in paged)
     assert any("FROM system.information_schema.table_privileges" in s for s in paged)
+
+
+@pytest.mark.parametrize("direct, spelling", [
+    ("NONE", "underscores"),  # what published queries against these views expect (the emulator's default)
+    (None, "spaces"),         # the other readings of the reference: direct rows NULL, "USE CATALOG"
+    ("", "lower case"),
+])
+def test_direct_grants_and_privilege_spellings_in_every_reading(emulator, tenant, monkeypatch, direct, spelling):
+    from pytest_dbsec.emulator import information_schema as emu_is
+
+    monkeypatch.setattr(emu_is, "DIRECT_INHERITED_FROM", direct)
+    spell = {"underscores": lambda p: p, "spaces": lambda p: p.replace("_", " "),
+             "lower case": lambda p: p.replace("_", " ").lower()}[spelling]
+    monkeypatch.setattr(emu_is, "_sql_privilege", spell)
+    emu = emulator(_uc_tenant(tenant))
+    runs = _assert_same(emu, "ws1")
+    # the same grants as REST (so: inherited rows left out, every privilege in API spelling), not none
+    grants = runs["sql"]["uc"].data["grants"]
+    assert {"principal": "analysts", "privileges": ["USE_CATALOG"]} in grants["catalog/sales"]
+    assert not any(" " in p for v in grants.values() for a in v for p in a["privileges"])
 
 
 def _inline_tenant(tenant, limit: int) -> dict:
