@@ -224,3 +224,30 @@ def test_an_account_run_reads_a_shared_metastore_once(pytester, emulator, tenant
     assert Counter(r.target for r in emu.requests if r.path == "/api/2.1/unity-catalog/catalogs") == {
         "ws1": 1, "ws2": 1}
     assert_read_only(emu)
+
+
+def test_an_isolated_securable_is_reused_only_where_it_is_bound(emulator, tenant):
+    t = shared_tenant(tenant)
+    ms = t["account"]["metastores"][0]
+    analytics = next(c for c in ms["catalogs"] if c["name"] == "analytics")
+    analytics.update(isolation_mode="ISOLATED", bindings=["ws1", "ws2"])  # bound to both: shared
+    ms["external_locations"][0].update(isolation_mode="ISOLATION_MODE_ISOLATED", bindings=["ws1"])
+    emu = emulator(t)
+    alone = {ws: _run(emu, [ws])[0][ws] for ws in ("ws1", "ws2")}
+    both, requests = _run(emu, ["ws1", "ws2"], workers=1)  # ws1 first: ws2 is the one that may reuse
+    for ws in ("ws1", "ws2"):
+        for s in UC_SECTIONS:
+            assert both[ws][s].status == "ok", both[ws][s].error
+            assert _same(both[ws][s].data) == _same(alone[ws][s].data), (ws, s)
+    calls = Counter((r.target, r.path) for r in requests)
+    # analytics: ws2 asked its bindings once, found itself, and reused ws1's schemas, tables, grants, tags
+    assert calls[("ws2", "/api/2.1/unity-catalog/bindings/catalog/analytics")] == 1
+    assert not [p for (ws, p) in calls if ws == "ws2" and "analytics" in p and "/bindings/" not in p]
+    assert both["ws2"]["uc"].data["shared_from"]["catalog/analytics"] == "ws1"
+    # the location is bound to ws1 only (listed by ws2 all the same): ws2 reads its grants itself
+    assert calls[("ws2", "/api/2.1/unity-catalog/bindings/external_location/raw-landing")] == 1
+    assert calls[("ws1", "/api/2.1/unity-catalog/permissions/external_location/raw-landing")] >= 1
+    assert calls[("ws2", "/api/2.1/unity-catalog/permissions/external_location/raw-landing")] >= 1
+    # nothing asks bindings for an OPEN securable or for what it read itself
+    assert not [p for (ws, p) in calls if ws == "ws1" and "/bindings/" in p]
+    assert_read_only(emu)

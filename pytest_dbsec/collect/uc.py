@@ -18,6 +18,22 @@ Sections:
 * ``uc_system_schemas``: the metastore's system schemas and their state (``access`` holds the audit
   tables). 2 calls. Needs account admin or metastore admin.
 
+One read per metastore: many workspaces usually share one metastore, and its grants, ownership, schemas,
+tables and column tags are the same from each of them; what differs is what a workspace LISTS (a catalog
+with ``isolation_mode: ISOLATED`` is listed only by the workspaces it is bound to) and what the caller may
+see. So each workspace lists its own catalogs, external locations and storage credentials (and its
+metastore assignment), and everything else is read once per metastore and caller in the run
+(``Context.once``), whichever workspace gets there first: per catalog, its schemas and tables
+(``_catalog_contents``), the grants of the catalog, its schemas and tables (``_unit_grants``) and the tags
+of its unmasked columns (``_catalog_tags``); the metastore summary, its own grants and those of each
+location and credential, the recipients and the system schemas. A catalog no earlier workspace listed is
+read from the workspace that lists it. So each workspace's data is exactly what a read from it alone
+gives. "Same caller" (``share_origin``): a workspace alone on its metastore costs nothing extra; the next
+ones ask SCIM ``Me`` on themselves and the earlier ones and share with the first that has the same
+``userName`` (nothing, if ``Me`` fails). ``shared_from`` in each section names the parts read through
+another workspace (``{"catalog/main": "prod", "metastore": "prod"}``; ``{}`` if none). A failed read is
+not shared: ``Context.once`` keeps no failure, the next workspace tries itself.
+
 A workspace with no metastore assigned is a fact, not a read error: every section says so with
 ``assignment: None`` (UC-01 fails on it, the other UC controls skip).
 
@@ -127,15 +143,15 @@ def uc(w, ctx):
     credentials = _dicts(w.storage_credentials.list())
     # units of grants, each read once per metastore (and caller) whichever workspace asks first: the
     # metastore's own, one per catalog (the catalog, its schemas and tables), one per location/credential
-    units = ([("metastore", summary["metastore_id"])] + [("catalog", c["name"]) for c in catalogs]
-             + [("external_location", x["name"]) for x in locations]
-             + [("storage_credential", x["name"]) for x in credentials])
+    units = ([("metastore", summary["metastore_id"], None)] + [("catalog", c["name"], c) for c in catalogs]
+             + [("external_location", x["name"], x) for x in locations]
+             + [("storage_credential", x["name"], x) for x in credentials])
     reads = ctx.fan_out(lambda u: _unit_grants(w, ctx, mid, origin, u, listing), units)
     grants: dict[str, list] = {}
     shared: dict[str, str] = {}
     if summary_read["read_from"] != ctx.scope:
         shared["metastore"] = summary_read["read_from"]
-    for (kind, name), read in zip(units, reads):
+    for (kind, name, _), read in zip(units, reads):
         grants.update(read["grants"])
         part = "metastore" if kind != "catalog" else f"catalog/{name}"
         if read["read_from"] != ctx.scope:
@@ -168,10 +184,10 @@ def _ordered_grants(grants: dict, summary: dict, listing: dict, locations: list,
     return {k: grants[k] for k in keys}
 
 
-def _unit_grants(w, ctx, mid: str, origin: str, unit: tuple[str, str], listing: dict) -> dict:
+def _unit_grants(w, ctx, mid: str, origin: str, unit: tuple, listing: dict) -> dict:
     """The direct grants of one unit (see ``uc``), read once per metastore and caller: ``{"grants":
     {"<type>/<name>": [...]}, "read_from": <workspace that read them>}``."""
-    kind, name = unit
+    kind, name, obj = unit
     if kind == "catalog":
         content = listing["contents"][name]
         securables = ([("catalog", name)]
@@ -179,13 +195,14 @@ def _unit_grants(w, ctx, mid: str, origin: str, unit: tuple[str, str], listing: 
                          if s.get("name") not in SYSTEM_SCHEMAS]
                       + [("table", t["full_name"]) for t in content["tables"]])
     else:
-        securables = [unit]
+        securables = [(kind, name)]
 
     def read():
         found = ctx.fan_out(lambda s: _grants(w, *s), securables)
         return {"grants": {f"{t}/{n}": g for (t, n), g in zip(securables, found)}, "read_from": ctx.scope}
 
-    return ctx.once(("uc grants", mid, origin, kind, name), read)
+    return _shared(w, ctx, ("uc grants", mid, origin, kind, name), read,
+                   None if obj is None else (kind, obj))
 
 
 def _listing(w, ctx) -> dict:
@@ -200,7 +217,7 @@ def _listing(w, ctx) -> dict:
         mid = assignment["metastore_id"]
         origin = share_origin(w, ctx, mid)
         catalogs = _dicts(w.catalogs.list())
-        contents = ctx.fan_out(lambda c: _catalog_contents(w, ctx, mid, origin, c["name"]), catalogs)
+        contents = ctx.fan_out(lambda c: _catalog_contents(w, ctx, mid, origin, c), catalogs)
         return {"catalogs": catalogs,
                 "schemas": [s for c in contents for s in c["schemas"]],
                 "tables": [t for c in contents for t in c["tables"]],
@@ -210,8 +227,9 @@ def _listing(w, ctx) -> dict:
     return ctx.once(("uc listing", w.config.host), read)
 
 
-def _catalog_contents(w, ctx, mid: str, origin: str, catalog: str) -> dict:
+def _catalog_contents(w, ctx, mid: str, origin: str, cat: dict) -> dict:
     """The schemas and tables of one catalog, read once per metastore and caller."""
+    catalog = cat["name"]
 
     def read():
         schemas = _dicts(w.schemas.list(catalog_name=catalog))
@@ -221,7 +239,7 @@ def _catalog_contents(w, ctx, mid: str, origin: str, catalog: str) -> dict:
         return {"schemas": [schema_record(s) for s in schemas], "tables": [table_record(t) for t in tables],
                 "read_from": ctx.scope}
 
-    return ctx.once(("uc catalog", mid, origin, catalog), read)
+    return _shared(w, ctx, ("uc catalog", mid, origin, catalog), read, ("catalog", cat))
 
 
 # -- one read per metastore -----------------------------------------------------------------------
@@ -260,6 +278,36 @@ def share_origin(w, ctx, mid: str) -> str:
             share.origins.append(me)
         share.by_scope[me] = origin
         return origin
+
+
+def _shared(w, ctx, key: tuple, read, bound: tuple[str, dict] | None = None) -> dict:
+    """``ctx.once(key, read)``: ``read()`` returns ``{..., "read_from": ctx.scope}``, and the value may
+    have been read by another workspace of the run. Such a read of an ISOLATED securable (``bound``:
+    its type and object) is reused only if the bindings API says this workspace is bound to it too:
+    where it is not, Databricks may refuse what the other workspace could read, so it is read here."""
+    got = ctx.once(key, read)
+    if got["read_from"] == ctx.scope or bound is None:
+        return got
+    stype, obj = bound
+    if not str(obj.get("isolation_mode") or "").endswith("ISOLATED") or _bound_here(w, ctx, stype, obj["name"]):
+        return got
+    return ctx.once(key + ("read by", ctx.scope), read)
+
+
+def _bound_here(w, ctx, securable_type: str, name: str) -> bool:
+    """Whether this workspace is among the securable's workspace bindings (one read per workspace and
+    securable; a read that fails counts as not bound: the securable is then read here)."""
+    wsid = (_assignment(w, ctx) or {}).get("workspace_id")
+
+    def read():
+        try:
+            found = _raw_pages(w, f"/api/2.1/unity-catalog/bindings/{securable_type}/{name}", "bindings")
+        except DatabricksError:
+            return None
+        return {int(b["workspace_id"]) for b in found if b.get("workspace_id") is not None}
+
+    ids = ctx.once(("uc bindings", w.config.host, securable_type, name), read)
+    return ids is not None and wsid is not None and int(wsid) in ids
 
 
 def _caller(w, ctx) -> str | None:
@@ -358,7 +406,7 @@ def _catalog_tags(w, ctx, mid: str, origin: str, catalog: dict, tables: list[dic
                 "vanished": [c for c, tags in zip(columns, found) if tags is None],
                 "read_from": ctx.scope}
 
-    return ctx.once(("uc column tags", mid, origin, catalog["name"]), read)
+    return _shared(w, ctx, ("uc column tags", mid, origin, catalog["name"]), read, ("catalog", catalog))
 
 
 @section("uc_recipients", "workspace", title="Delta Sharing recipients of the metastore")

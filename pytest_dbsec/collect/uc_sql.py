@@ -10,9 +10,29 @@ distributed engine):
 * REST, one list each (cheap, and the fields information_schema lacks: isolation mode, catalog type,
   the metastore's sharing settings): metastore summary, catalogs, external locations, storage
   credentials;
-* SQL: ``schemata``, ``tables``, ``columns``, ``column_masks``, ``row_filters``, the direct rows
-  (``inherited_from`` NULL) of ``metastore_``/``catalog_``/``schema_``/``table_``/``external_location_``/
-  ``storage_credential_privileges``, and ``column_tags`` for ``uc_column_tags``.
+* SQL: ``schemata``, ``tables``, ``columns``, ``column_masks``, ``row_filters``, the direct rows of
+  ``metastore_``/``catalog_``/``schema_``/``table_``/``external_location_``/``storage_credential_privileges``,
+  and ``column_tags`` for ``uc_column_tags``.
+
+The warehouse's information_schema shows one metastore, the same whichever workspace asks: its rows are
+read once per run (``SqlReader.shared``) and every workspace on that metastore keeps the catalogs it lists
+itself (``shared_from`` says when the rows were read for another workspace's section).
+
+INLINE cap: a result over 25 MiB FAILS with error_code BAD_REQUEST and "Inline byte limit exceeded.
+Statements executed with disposition=INLINE can have a result size of at most 26214400 bytes. ..." (as
+users report it: https://github.com/databrickslabs/ucx/issues/3447). A page that fails so is read again
+with half the rows, down to ``PAGE_FLOOR``; past that the section fails, saying so.
+
+Facts of information_schema this relies on (docs/benchmark-uc-paths.md has the detail):
+
+* Direct grants. The reference describes ``INHERITED_FROM`` only as "the ancestor relation that the
+  privilege is inherited from", nullable in catalog_/schema_privileges, NOT NULL in table_privileges
+  (https://docs.databricks.com/aws/sql/language-manual/information-schema/catalog_privileges,
+  https://docs.databricks.com/sql/language-manual/information-schema/table_privileges.html); published
+  queries select direct rows with ``inherited_from = 'NONE'``. NULL, 'NONE' and '' are all taken as direct
+  [verify].
+* Privilege spelling: not listed by the reference; published queries compare with ``'USE_CATALOG'``.
+  Either spelling ("USE CATALOG" too) is mapped to the API's (``api_privilege``) [verify].
 
 The result has exactly the shape of the REST path (``uc.schema_record``/``table_record``; grants as
 ``privilege_assignments``, privilege names in API spelling), so controls and the access graph cannot
