@@ -27,8 +27,10 @@ metastore assignment), and everything else is read once per metastore and caller
 (``_catalog_contents``), the grants of the catalog, its schemas and tables (``_unit_grants``) and the tags
 of its unmasked columns (``_catalog_tags``); the metastore summary, its own grants and those of each
 location and credential, the recipients and the system schemas. A catalog no earlier workspace listed is
-read from the workspace that lists it. So each workspace's data is exactly what a read from it alone
-gives. "Same caller" (``share_origin``): a workspace alone on its metastore costs nothing extra; the next
+read from the workspace that lists it. A read of an ISOLATED securable made by another workspace is
+reused only if the bindings API (``/bindings/<type>/<name>``) lists this workspace too (``_shared``):
+Databricks denies access to a bound catalog from other workspaces, so it is read here otherwise. So each
+workspace's data is exactly what a read from it alone gives. "Same caller" (``share_origin``): a workspace alone on its metastore costs nothing extra; the next
 ones ask SCIM ``Me`` on themselves and the earlier ones and share with the first that has the same
 ``userName`` (nothing, if ``Me`` fails). ``shared_from`` in each section names the parts read through
 another workspace (``{"catalog/main": "prod", "metastore": "prod"}``; ``{}`` if none). A failed read is
