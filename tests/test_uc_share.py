@@ -118,6 +118,11 @@ def test_the_later_workspace_says_what_it_reused(emulator, tenant):
     assert both["ws2"]["uc_column_tags"].data["shared_from"] == {"catalog/analytics": "ws1"}
     assert both["ws2"]["uc_recipients"].data["shared_from"] == {"metastore": "ws1"}
     assert both["ws2"]["uc_system_schemas"].data["shared_from"] == {"metastore": "ws1"}
+    # and the progress says so
+    col, _, messages = make_collector(emu, ["ws1", "ws2"], account=False, workers=1)
+    col.ensure([(ws, "uc") for ws in ("ws1", "ws2")])
+    assert any(m.startswith("[2/2] ws2/uc: ok, 2 part(s) read via ws1") for m in messages), messages
+    assert any(m.startswith("[1/2] ws1/uc: ok (") for m in messages), messages
 
 
 def test_a_workspace_alone_on_its_metastore_costs_nothing_extra(emulator, tenant):
