@@ -29,6 +29,7 @@ import multiprocessing
 import posixpath
 import sys
 import time
+from collections import Counter
 
 WORKSPACES = 5
 # full-size counts: per workspace, or for the whole account (identities, tables across metastores)
@@ -181,6 +182,13 @@ def minimum_calls(tenant: dict, sections: list[tuple[str, str]]) -> dict[str, in
         a += 1 + len(acct["workspaces"])
     out["account"] = a + 1  # + the SDK's host-metadata read when the client is built
     metastores = {m["name"]: m for m in acct.get("metastores") or []}
+    # One metastore per workspace here. Workspaces sharing a metastore read it once in a run (only each
+    # one's catalog, location and credential lists and a SCIM Me are per workspace: collect/uc.py), which
+    # this count does not model: refuse such a tenant rather than count it wrong.
+    on = Counter(ws.get("metastore") for ws in acct["workspaces"] if ws.get("metastore"))
+    if any(n > 1 for n in on.values()):
+        raise ValueError("minimum_calls models one metastore per workspace; shared: "
+                         + ", ".join(m for m, n in on.items() if n > 1))
     for ws in acct["workspaces"]:
         name, c, perms, grants = ws["name"], 0, 0, 0
         if "identities" in names:  # every account identity is in every benchmark workspace

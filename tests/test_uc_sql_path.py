@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 
+import pytest
 import yaml
 
 from dbsec_helpers import assert_read_only
@@ -205,9 +206,54 @@ def test_large_views_are_read_in_pages(emulator, tenant, monkeypatch):
     assert any("FROM system.information_schema.table_privileges" in s for s in paged)
 
 
-def test_a_result_over_the_inline_limit_fails_closed(emulator, tenant):
+@pytest.mark.parametrize("direct, spelling", [
+    ("NONE", "underscores"),  # what published queries against these views expect (the emulator's default)
+    (None, "spaces"),         # the other readings of the reference: direct rows NULL, "USE CATALOG"
+    ("", "lower case"),
+])
+def test_direct_grants_and_privilege_spellings_in_every_reading(emulator, tenant, monkeypatch, direct, spelling):
+    from pytest_dbsec.emulator import information_schema as emu_is
+
+    monkeypatch.setattr(emu_is, "DIRECT_INHERITED_FROM", direct)
+    spell = {"underscores": lambda p: p, "spaces": lambda p: p.replace("_", " "),
+             "lower case": lambda p: p.replace("_", " ").lower()}[spelling]
+    monkeypatch.setattr(emu_is, "_sql_privilege", spell)
+    emu = emulator(_uc_tenant(tenant))
+    runs = _assert_same(emu, "ws1")
+    # the same grants as REST (so: inherited rows left out, every privilege in API spelling), not none
+    grants = runs["sql"]["uc"].data["grants"]
+    assert {"principal": "analysts", "privileges": ["USE_CATALOG"]} in grants["catalog/sales"]
+    assert not any(" " in p for v in grants.values() for a in v for p in a["privileges"])
+
+
+def _inline_tenant(tenant, limit: int) -> dict:
     t = _uc_tenant(tenant)
-    t["sql"] = {"inline_limit_bytes": 300}  # the columns view of this tenant is larger
-    emu = emulator(t)
+    t["sql"] = {"inline_limit_bytes": limit}  # the JSON bytes of a result; this tenant's columns view is larger
+    return t
+
+
+def test_a_page_over_the_inline_cap_is_read_again_in_halves(emulator, tenant, monkeypatch):
+    from pytest_dbsec.collect import uc_sql
+
+    monkeypatch.setattr(uc_sql, "PAGE_ROWS", 64)
+    monkeypatch.setattr(uc_sql, "PAGE_FLOOR", 2)
+    emu = emulator(_inline_tenant(tenant, 600))
+    _assert_same(emu, "ws1")  # the same inventory as REST, whole
+    posts = [r for r in emu.requests if r.method == "POST" and "information_schema.columns" in (r.statement or "")]
+    limits = [int(r.statement.split(" LIMIT ")[1].split()[0]) for r in posts]
+    # the first page (64 rows) was over the cap: halved until a page fits, then the rest at that size
+    assert limits[0] == 64 and limits[1] == 32 and len(set(limits)) > 2, limits
+    assert limits == sorted(limits, reverse=True)
+
+
+def test_a_result_over_the_inline_limit_even_at_the_floor_fails_closed(emulator, tenant, monkeypatch):
+    from pytest_dbsec.collect import uc_sql
+
+    monkeypatch.setattr(uc_sql, "PAGE_ROWS", 8)
+    monkeypatch.setattr(uc_sql, "PAGE_FLOOR", 2)
+    emu = emulator(_inline_tenant(tenant, 150))
     got = _collect(emu, "ws1", "sql")
-    assert got["uc"].status == "error" and "[INLINE_RESULT_TOO_LARGE]" in got["uc"].error
+    assert got["uc"].status == "error"
+    assert "even 2 rows" in got["uc"].error and "Inline byte limit exceeded" in got["uc"].error
+    assert "--dbsec-uc-via rest" in got["uc"].error
+    assert got["uc_column_tags"].status == "error"

@@ -138,6 +138,11 @@ class Context:
         return sec.data
 
     @property
+    def scope(self) -> str:
+        """The name of the scope (workspace name, or "account") this section is read for."""
+        return self._scope
+
+    @property
     def options(self) -> Mapping[str, Any]:
         """Run options a section may depend on (e.g. ``warehouse_id``), read-only."""
         return self._runner.options
@@ -284,6 +289,9 @@ class Collector:
                     scope, name = sec
                     s = self.inventory.scope(scope).section(name)
                     status = "ok" if s.status == OK else f"ERROR: {s.error}"
+                    shared = s.data.get("shared_from") if s.status == OK and isinstance(s.data, dict) else None
+                    if shared:  # parts of a metastore another workspace of the run read (collect/uc.py)
+                        status += f", {len(shared)} part(s) read via {', '.join(sorted(set(shared.values())))}"
                     self.progress(f"[{done}/{total}] {scope}/{name}: {status} "
                                   f"({len(s.calls)} calls, {s.elapsed_s:.1f}s)")
         calls = [c for sc, n in todo for c in self.inventory.scope(sc).section(n).calls]

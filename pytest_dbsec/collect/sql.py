@@ -43,6 +43,18 @@ class StatementFailed(Exception):
     """A statement that did not succeed; the message is the reason shown to the user."""
 
 
+class InlineLimitExceeded(StatementFailed):
+    """The statement's result is over the INLINE disposition's cap (25 MiB): Databricks fails it with
+    error_code BAD_REQUEST and "Inline byte limit exceeded. Statements executed with disposition=INLINE can
+    have a result size of at most 26214400 bytes. ..." (as users report it, e.g. databrickslabs/ucx#3447,
+    #4675). The same statement over fewer rows may succeed."""
+
+
+def is_inline_limit(message: str) -> bool:
+    m = (message or "").lower()
+    return "inline byte limit" in m or ("disposition=inline" in m and "result size" in m)
+
+
 @dataclass(frozen=True)
 class Param:
     """A bound value and its SQL type (STRING, BIGINT, TIMESTAMP, ...)."""
@@ -94,7 +106,8 @@ def run_query(w, warehouse_id: str, statement: str, params: Mapping[str, Any] | 
         err = resp.status.error if resp.status else None
         code = err.error_code.value if err and err.error_code else "no error code"
         message = err.message if err and err.message else "no message"
-        raise StatementFailed(f"{where}: statement {state.value if state else 'without a state'}: {code}: {message}")
+        error = InlineLimitExceeded if state == StatementState.FAILED and is_inline_limit(message) else StatementFailed
+        raise error(f"{where}: statement {state.value if state else 'without a state'}: {code}: {message}")
     manifest = resp.manifest
     if manifest is None or manifest.schema is None:
         raise StatementFailed(f"{where}: statement {sid} SUCCEEDED without a result manifest")

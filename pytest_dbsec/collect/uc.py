@@ -18,6 +18,24 @@ Sections:
 * ``uc_system_schemas``: the metastore's system schemas and their state (``access`` holds the audit
   tables). 2 calls. Needs account admin or metastore admin.
 
+One read per metastore: many workspaces usually share one metastore, and its grants, ownership, schemas,
+tables and column tags are the same from each of them; what differs is what a workspace LISTS (a catalog
+with ``isolation_mode: ISOLATED`` is listed only by the workspaces it is bound to) and what the caller may
+see. So each workspace lists its own catalogs, external locations and storage credentials (and its
+metastore assignment), and everything else is read once per metastore and caller in the run
+(``Context.once``), whichever workspace gets there first: per catalog, its schemas and tables
+(``_catalog_contents``), the grants of the catalog, its schemas and tables (``_unit_grants``) and the tags
+of its unmasked columns (``_catalog_tags``); the metastore summary, its own grants and those of each
+location and credential, the recipients and the system schemas. A catalog no earlier workspace listed is
+read from the workspace that lists it. A read of an ISOLATED securable made by another workspace is
+reused only if the bindings API (``/bindings/<type>/<name>``) lists this workspace too (``_shared``):
+Databricks denies access to a bound catalog from other workspaces, so it is read here otherwise. So each
+workspace's data is exactly what a read from it alone gives. "Same caller" (``share_origin``): a workspace alone on its metastore costs nothing extra; the next
+ones ask SCIM ``Me`` on themselves and the earlier ones and share with the first that has the same
+``userName`` (nothing, if ``Me`` fails). ``shared_from`` in each section names the parts read through
+another workspace (``{"catalog/main": "prod", "metastore": "prod"}``; ``{}`` if none). A failed read is
+not shared: ``Context.once`` keeps no failure, the next workspace tries itself.
+
 A workspace with no metastore assigned is a fact, not a read error: every section says so with
 ``assignment: None`` (UC-01 fails on it, the other UC controls skip).
 
@@ -30,7 +48,9 @@ whichever path ran; ``read_via`` says which one did.
 
 from __future__ import annotations
 
-from databricks.sdk.errors import NotFound
+import threading
+
+from databricks.sdk.errors import DatabricksError, NotFound
 
 from . import section
 from .workspace import _dicts
@@ -114,46 +134,192 @@ def uc(w, ctx):
         reader = uc_sql.reader(w, ctx, assignment)
         if reader is not None:
             return reader.uc()
-    summary = w.metastores.summary().as_dict()
-    catalogs, schemas, tables = _listing(w, ctx)
-    schemas_to_scan = [s for s in schemas if s.get("name") not in SYSTEM_SCHEMAS]
+    mid = assignment["metastore_id"]
+    origin = share_origin(w, ctx, mid)
+    summary_read = ctx.once(("uc summary", mid, origin),
+                            lambda: {"summary": w.metastores.summary().as_dict(), "read_from": ctx.scope})
+    summary = summary_read["summary"]
+    listing = _listing(w, ctx)
+    catalogs = listing["catalogs"]
     locations = _dicts(w.external_locations.list())
     credentials = _dicts(w.storage_credentials.list())
-    securables = ([("metastore", summary["metastore_id"])]
-                  + [("catalog", c["name"]) for c in catalogs]
-                  + [("schema", s["full_name"]) for s in schemas_to_scan]
-                  + [("table", t["full_name"]) for t in tables]
-                  + [("external_location", x["name"]) for x in locations]
-                  + [("storage_credential", x["name"]) for x in credentials])
-    grants = ctx.fan_out(lambda s: _grants(w, *s), securables)
+    # units of grants, each read once per metastore (and caller) whichever workspace asks first: the
+    # metastore's own, one per catalog (the catalog, its schemas and tables), one per location/credential
+    units = ([("metastore", summary["metastore_id"], None)] + [("catalog", c["name"], c) for c in catalogs]
+             + [("external_location", x["name"], x) for x in locations]
+             + [("storage_credential", x["name"], x) for x in credentials])
+    reads = ctx.fan_out(lambda u: _unit_grants(w, ctx, mid, origin, u, listing), units)
+    grants: dict[str, list] = {}
+    shared: dict[str, str] = {}
+    if summary_read["read_from"] != ctx.scope:
+        shared["metastore"] = summary_read["read_from"]
+    for (kind, name, _), read in zip(units, reads):
+        grants.update(read["grants"])
+        part = "metastore" if kind != "catalog" else f"catalog/{name}"
+        if read["read_from"] != ctx.scope:
+            shared.setdefault(part, read["read_from"])
+    for name, who in listing["read_from"].items():
+        if who != ctx.scope:
+            shared.setdefault(f"catalog/{name}", who)
     return {
         "assignment": assignment,
         "metastore": summary,
         "catalogs": catalogs,
-        "schemas": schemas,
-        "tables": tables,
+        "schemas": listing["schemas"],
+        "tables": listing["tables"],
         "external_locations": locations,
         "storage_credentials": credentials,
-        "grants": {f"{t}/{n}": g for (t, n), g in zip(securables, grants)},
+        "grants": _ordered_grants(grants, summary, listing, locations, credentials),
         "read_via": "rest",
+        "shared_from": dict(sorted(shared.items())),
     }
 
 
-def _listing(w, ctx) -> tuple[list[dict], list[dict], list[dict]]:
-    """Catalogs, schemas and tables of the workspace's metastore, read once per run: ``uc`` and
-    ``uc_column_tags`` both start from it, so the column tags are read while ``uc`` is still
-    reading grants (the slow, rate-limited part) instead of after it."""
+def _ordered_grants(grants: dict, summary: dict, listing: dict, locations: list, credentials: list) -> dict:
+    """The grants in the order of a read from scratch: metastore, catalogs, schemas, tables, locations,
+    credentials."""
+    keys = ([f"metastore/{summary['metastore_id']}"] + [f"catalog/{c['name']}" for c in listing["catalogs"]]
+            + [f"schema/{s['full_name']}" for s in listing["schemas"] if s.get("name") not in SYSTEM_SCHEMAS]
+            + [f"table/{t['full_name']}" for t in listing["tables"]]
+            + [f"external_location/{x['name']}" for x in locations]
+            + [f"storage_credential/{x['name']}" for x in credentials])
+    return {k: grants[k] for k in keys}
+
+
+def _unit_grants(w, ctx, mid: str, origin: str, unit: tuple, listing: dict) -> dict:
+    """The direct grants of one unit (see ``uc``), read once per metastore and caller: ``{"grants":
+    {"<type>/<name>": [...]}, "read_from": <workspace that read them>}``."""
+    kind, name, obj = unit
+    if kind == "catalog":
+        content = listing["contents"][name]
+        securables = ([("catalog", name)]
+                      + [("schema", s["full_name"]) for s in content["schemas"]
+                         if s.get("name") not in SYSTEM_SCHEMAS]
+                      + [("table", t["full_name"]) for t in content["tables"]])
+    else:
+        securables = [(kind, name)]
 
     def read():
+        found = ctx.fan_out(lambda s: _grants(w, *s), securables)
+        return {"grants": {f"{t}/{n}": g for (t, n), g in zip(securables, found)}, "read_from": ctx.scope}
+
+    return _shared(w, ctx, ("uc grants", mid, origin, kind, name), read,
+                   None if obj is None else (kind, obj))
+
+
+def _listing(w, ctx) -> dict:
+    """Catalogs (as this workspace lists them) with their schemas and tables, read once per run: ``uc``
+    and ``uc_column_tags`` both start from it, so the column tags are read while ``uc`` is still
+    reading grants (the slow, rate-limited part) instead of after it. The contents of each catalog are
+    read once per metastore and caller (``_catalog_contents``): a catalog another workspace of the run
+    already read is not read again."""
+
+    def read():
+        assignment = _assignment(w, ctx)
+        mid = assignment["metastore_id"]
+        origin = share_origin(w, ctx, mid)
         catalogs = _dicts(w.catalogs.list())
-        schemas = [s for batch in ctx.fan_out(lambda c: _dicts(w.schemas.list(catalog_name=c["name"])), catalogs)
-                   for s in batch]
-        tables = [t for batch in ctx.fan_out(
-            lambda s: _dicts(w.tables.list(catalog_name=s["catalog_name"], schema_name=s["name"])),
-            [s for s in schemas if s.get("name") not in SYSTEM_SCHEMAS]) for t in batch]
-        return catalogs, [schema_record(s) for s in schemas], [table_record(t) for t in tables]
+        contents = ctx.fan_out(lambda c: _catalog_contents(w, ctx, mid, origin, c), catalogs)
+        return {"catalogs": catalogs,
+                "schemas": [s for c in contents for s in c["schemas"]],
+                "tables": [t for c in contents for t in c["tables"]],
+                "contents": {c["name"]: x for c, x in zip(catalogs, contents)},
+                "read_from": {c["name"]: x["read_from"] for c, x in zip(catalogs, contents)}}
 
     return ctx.once(("uc listing", w.config.host), read)
+
+
+def _catalog_contents(w, ctx, mid: str, origin: str, cat: dict) -> dict:
+    """The schemas and tables of one catalog, read once per metastore and caller."""
+    catalog = cat["name"]
+
+    def read():
+        schemas = _dicts(w.schemas.list(catalog_name=catalog))
+        tables = [t for batch in ctx.fan_out(
+            lambda s: _dicts(w.tables.list(catalog_name=catalog, schema_name=s["name"])),
+            [s for s in schemas if s.get("name") not in SYSTEM_SCHEMAS]) for t in batch]
+        return {"schemas": [schema_record(s) for s in schemas], "tables": [table_record(t) for t in tables],
+                "read_from": ctx.scope}
+
+    return _shared(w, ctx, ("uc catalog", mid, origin, catalog), read, ("catalog", cat))
+
+
+# -- one read per metastore -----------------------------------------------------------------------
+
+
+class _MetastoreShare:
+    """The workspaces of one run on one metastore, grouped by caller: whose reads each one reuses."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.origins: list[str] = []  # the first workspace of each distinct caller
+        self.by_scope: dict[str, str] = {}
+
+
+def share_origin(w, ctx, mid: str) -> str:
+    """The workspace whose reads of metastore ``mid`` this workspace reuses (itself if it is the first).
+
+    What the UC API lists depends on the caller (a non-admin sees only what it may see), so reads are
+    shared only between workspaces where the run's credential is the same principal: the first
+    workspace of a metastore costs nothing extra; each further one asks SCIM ``Me`` on itself and on
+    the earlier ones (once per workspace) and reuses the reads of the first with the same ``userName``.
+    A principal that cannot be told (``Me`` fails) shares nothing."""
+    share = ctx.once(("uc share", mid), _MetastoreShare)
+    me = ctx.scope
+    with share.lock:
+        if me in share.by_scope:
+            return share.by_scope[me]
+        origin = me
+        if share.origins:
+            who = _caller(w, ctx)
+            for other in share.origins:
+                if who is not None and _caller(ctx.workspace_client(other), ctx) == who:
+                    origin = other
+                    break
+        if origin == me:
+            share.origins.append(me)
+        share.by_scope[me] = origin
+        return origin
+
+
+def _shared(w, ctx, key: tuple, read, bound: tuple[str, dict] | None = None) -> dict:
+    """``ctx.once(key, read)``: ``read()`` returns ``{..., "read_from": ctx.scope}``, and the value may
+    have been read by another workspace of the run. Such a read of an ISOLATED securable (``bound``:
+    its type and object) is reused only if the bindings API says this workspace is bound to it too:
+    where it is not, Databricks may refuse what the other workspace could read, so it is read here."""
+    got = ctx.once(key, read)
+    if got["read_from"] == ctx.scope or bound is None:
+        return got
+    stype, obj = bound
+    if not str(obj.get("isolation_mode") or "").endswith("ISOLATED") or _bound_here(w, ctx, stype, obj["name"]):
+        return got
+    return ctx.once(key + ("read by", ctx.scope), read)
+
+
+def _bound_here(w, ctx, securable_type: str, name: str) -> bool:
+    """Whether this workspace is among the securable's workspace bindings (one read per workspace and
+    securable; a read that fails counts as not bound: the securable is then read here)."""
+    wsid = (_assignment(w, ctx) or {}).get("workspace_id")
+
+    def read():
+        try:
+            found = _raw_pages(w, f"/api/2.1/unity-catalog/bindings/{securable_type}/{name}", "bindings")
+        except DatabricksError:
+            return None
+        return {int(b["workspace_id"]) for b in found if b.get("workspace_id") is not None}
+
+    ids = ctx.once(("uc bindings", w.config.host, securable_type, name), read)
+    return ids is not None and wsid is not None and int(wsid) in ids
+
+
+def _caller(w, ctx) -> str | None:
+    def read():
+        try:
+            return w.current_user.me().user_name or None
+        except DatabricksError:
+            return None
+
+    return ctx.once(("uc caller", w.config.host), read)
 
 
 def _grants(w, securable_type: str, full_name: str) -> list[dict]:
@@ -207,8 +373,27 @@ def uc_column_tags(w, ctx):
         reader = uc_sql.reader(w, ctx, assignment)
         if reader is not None:
             return reader.column_tags()
-    catalogs, _, tables = _listing(w, ctx)
-    columns = unmasked_columns(catalogs, tables)
+    mid = assignment["metastore_id"]
+    origin = share_origin(w, ctx, mid)
+    listing = _listing(w, ctx)
+    catalogs = listing["catalogs"]
+    reads = ctx.fan_out(lambda c: _catalog_tags(w, ctx, mid, origin, c, listing["contents"][c["name"]]["tables"]),
+                        catalogs)
+    tags: dict[str, list] = {}
+    vanished: list[str] = []
+    shared: dict[str, str] = {}
+    for c, read in zip(catalogs, reads):
+        tags.update(read["tags"])
+        vanished += read["vanished"]
+        if read["read_from"] != ctx.scope:
+            shared[f"catalog/{c['name']}"] = read["read_from"]
+    return {"assignment": assignment, "tags": tags, "vanished": vanished, "read_via": "rest",
+            "shared_from": dict(sorted(shared.items()))}
+
+
+def _catalog_tags(w, ctx, mid: str, origin: str, catalog: dict, tables: list[dict]) -> dict:
+    """The tags of the unmasked columns of one catalog, read once per metastore and caller."""
+    columns = unmasked_columns([catalog], tables)
 
     def tags_of(full: str):
         try:
@@ -216,14 +401,14 @@ def uc_column_tags(w, ctx):
         except NotFound:
             return None  # dropped since the table was listed: nothing left to protect
 
-    found = ctx.fan_out(tags_of, columns)
-    return {
-        "assignment": assignment,
-        "tags": {c: [{k: v for k, v in a.items() if k in ("tag_key", "tag_value")} for a in tags]
-                 for c, tags in zip(columns, found) if tags is not None},
-        "vanished": [c for c, tags in zip(columns, found) if tags is None],
-        "read_via": "rest",
-    }
+    def read():
+        found = ctx.fan_out(tags_of, columns)
+        return {"tags": {c: [{k: v for k, v in a.items() if k in ("tag_key", "tag_value")} for a in tags]
+                         for c, tags in zip(columns, found) if tags is not None},
+                "vanished": [c for c, tags in zip(columns, found) if tags is None],
+                "read_from": ctx.scope}
+
+    return _shared(w, ctx, ("uc column tags", mid, origin, catalog["name"]), read, ("catalog", catalog))
 
 
 @section("uc_recipients", "workspace", title="Delta Sharing recipients of the metastore")
@@ -231,14 +416,21 @@ def uc_recipients(w, ctx):
     assignment = _assignment(w, ctx)
     if assignment is None:
         return {"assignment": None, "recipients": []}
-    recipients = _raw_pages(w, "/api/2.1/unity-catalog/recipients", "recipients")
-    for r in recipients:
-        for key in _RECIPIENT_SECRETS:
-            r.pop(key, None)
-        for tok in r.get("tokens") or []:
+    mid = assignment["metastore_id"]
+    origin = share_origin(w, ctx, mid)
+
+    def read():
+        recipients = _raw_pages(w, "/api/2.1/unity-catalog/recipients", "recipients")
+        for r in recipients:
             for key in _RECIPIENT_SECRETS:
-                tok.pop(key, None)
-    return {"assignment": assignment, "recipients": recipients}
+                r.pop(key, None)
+            for tok in r.get("tokens") or []:
+                for key in _RECIPIENT_SECRETS:
+                    tok.pop(key, None)
+        return {"recipients": recipients, "read_from": ctx.scope}
+
+    got = ctx.once(("uc recipients", mid, origin), read)
+    return {"assignment": assignment, "recipients": got["recipients"], "shared_from": _from(ctx, got)}
 
 
 @section("uc_system_schemas", "workspace", title="Unity Catalog system schemas of the metastore")
@@ -247,5 +439,12 @@ def uc_system_schemas(w, ctx):
     if assignment is None:
         return {"assignment": None, "schemas": []}
     mid = assignment["metastore_id"]
-    return {"assignment": assignment,
-            "schemas": _raw_pages(w, f"/api/2.1/unity-catalog/metastores/{mid}/systemschemas", "schemas")}
+    origin = share_origin(w, ctx, mid)
+    got = ctx.once(("uc system schemas", mid, origin), lambda: {
+        "schemas": _raw_pages(w, f"/api/2.1/unity-catalog/metastores/{mid}/systemschemas", "schemas"),
+        "read_from": ctx.scope})
+    return {"assignment": assignment, "schemas": got["schemas"], "shared_from": _from(ctx, got)}
+
+
+def _from(ctx, got: dict) -> dict:
+    return {} if got["read_from"] == ctx.scope else {"metastore": got["read_from"]}

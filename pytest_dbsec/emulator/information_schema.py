@@ -15,12 +15,17 @@ Facts modelled, from the Databricks information-schema reference:
   its catalog/schema. Columns, masks, row filters and column tags are not shown for a table visible only
   through BROWSE. [verify: the exact rule; the docs say "limited to the objects the user is privileged to
   interact with". Not modelled: the documented quirk that a MANAGE holder sees only its own grants.]
-* ``*_privileges``: one row per (grantee, securable, privilege); privilege names in SQL spelling (``USE
-  CATALOG``, ``ALL PRIVILEGES``) [verify]; ``is_grantable`` is always ``NO``; a privilege granted on a
-  catalog or schema is also listed on every schema/table below it with ``inherited_from`` naming the
-  ancestor (the primary key has no ``inherited_from`` column, so inherited rows are materialised per
-  child); direct rows have ``inherited_from`` NULL [verify: the reference marks it NOT NULL for
-  table_privileges; the tool also accepts 'NONE']. ``grantor`` is the securable's owner [verify].
+* ``*_privileges``: one row per (grantee, securable, privilege); privilege names in the API's underscore
+  spelling (``USE_CATALOG``, ``ALL_PRIVILEGES``: what published queries against these views compare
+  with) [verify]; ``is_grantable`` is always ``NO``; a privilege granted on a catalog or schema is also
+  listed on every schema/table below it with ``inherited_from`` naming the ancestor (the primary key has
+  no ``inherited_from`` column, so inherited rows are materialised per child) [verify: one published
+  query reads 'CATALOG'/'SCHEMA' there]; direct rows have ``inherited_from`` 'NONE'
+  (``DIRECT_INHERITED_FROM``) [verify: the reference only says "the ancestor relation that the privilege
+  is inherited from", nullable for catalog_/schema_privileges, NOT NULL for table_privileges; published
+  queries select direct grants with ``inherited_from = 'NONE'``]. The tool accepts NULL, 'NONE' and ''
+  and either privilege spelling; tests switch these two module attributes to prove it.
+  ``grantor`` is the securable's owner [verify].
   Metastore grants are not inherited (as in UC). Volumes are not modelled: ``volume_privileges`` is empty.
 * column tags with no value have ``tag_value`` '' (the column is NOT NULL) [verify].
 """
@@ -131,8 +136,12 @@ def _audit(obj: dict, owner: Optional[str]) -> dict:
             "last_altered_by": obj.get("updated_by") or obj.get("created_by") or owner}
 
 
+# what a direct grant's row holds in inherited_from (see the module docstring)
+DIRECT_INHERITED_FROM: Optional[str] = "NONE"
+
+
 def _sql_privilege(p: str) -> str:
-    return p.replace("_", " ")
+    return p
 
 
 def _grant_rows(v: _Viewer, obj: dict, where: dict, inherited_from: Optional[str] = None) -> List[dict]:
@@ -147,7 +156,8 @@ def _grant_rows(v: _Viewer, obj: dict, where: dict, inherited_from: Optional[str
                 continue
             seen.add((grantee, p))
             out.append({"grantor": grantor, "grantee": grantee, **where, "privilege_type": _sql_privilege(p),
-                        "is_grantable": "NO", "inherited_from": inherited_from})
+                        "is_grantable": "NO",
+                        "inherited_from": DIRECT_INHERITED_FROM if inherited_from is None else inherited_from})
     return out
 
 
