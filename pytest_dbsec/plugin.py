@@ -319,6 +319,7 @@ class DbsecRun:
                        "uc_via": _opt(config, "dbsec_uc_via", "dbsec_uc_via") or "rest"}
             run.collector = Collector(run.inventory, run.targets, max_workers=workers, progress=run.progress,
                                       client_factory=run._client, options=options)
+            run.collector.shared_section = run._shared_section
             if run.workspace_listing is not None:
                 from .collect.account import WORKSPACE_LIST
 
@@ -453,21 +454,40 @@ class DbsecRun:
         if self.shared_cache is None or self.collector is None:
             return
         for scope in sorted(s for s in scopes - self._synced if self._has_scope(s)):
-            path = self.shared_cache / f"{hashlib.sha256(scope.encode()).hexdigest()[:20]}.json"
-            with _file_lock(path.with_name(path.name + ".lock")):
-                if path.exists():
-                    for cached in Inventory.load(path).scopes():
-                        mine = self.inventory.scope(scope)
-                        for sec in cached.sections.values():
-                            if mine.section(sec.name).status == "absent":
-                                self.inventory.put(scope, sec)
-                        mine.id = mine.id if mine.id is not None else cached.id
-                        mine.unread = mine.unread or cached.unread
+            with self._cached_scope(scope):
                 self._collect({(sc, n) for sc, n in self._needed if sc == scope})
-                mine = self.inventory.scope(scope)
-                alone = Inventory(account=mine) if scope == ACCOUNT else Inventory(workspaces={scope: mine})
-                alone.save(path)
             self._synced.add(scope)
+
+    @contextmanager
+    def _cached_scope(self, scope: str):
+        """xdist worker: hold the scope's lock, with what other workers cached of it merged into this
+        inventory; on exit, the scope as this worker now has it goes back to the cache."""
+        path = self.shared_cache / f"{hashlib.sha256(scope.encode()).hexdigest()[:20]}.json"
+        with _file_lock(path.with_name(path.name + ".lock")):
+            if path.exists():
+                for cached in Inventory.load(path).scopes():
+                    mine = self.inventory.scope(scope)
+                    for sec in cached.sections.values():
+                        if mine.section(sec.name).status == "absent":
+                            self.inventory.put(scope, sec)
+                    mine.id = mine.id if mine.id is not None else cached.id
+                    mine.unread = mine.unread or cached.unread
+            yield
+            mine = self.inventory.scope(scope)
+            alone = Inventory(account=mine) if scope == ACCOUNT else Inventory(workspaces={scope: mine})
+            alone.save(path)
+
+    def _shared_section(self, scope: str, name: str, collect) -> None:
+        """The collector's way to an account section a workspace section needs (``account_needs``: the
+        account's identities for ``admin_assignments``). Under xdist: from the cache the workers share,
+        read (and cached) under the account scope's lock only if no worker has yet -- so workers running
+        different workspaces read it once between them. Otherwise: read here, once per run."""
+        if self.shared_cache is None:
+            collect()
+            return
+        with self._cached_scope(scope):
+            if self.inventory.scope(scope).section(name).status == "absent":
+                collect()
 
     def _collect(self, needed: set[tuple[str, str]]) -> None:
         missing = {(sc, n) for sc, n in needed if self.inventory.scope(sc).section(n).status == "absent"}

@@ -687,3 +687,48 @@ def test_a_snapshot_says_which_workspace_could_not_be_read():
     assert inv.to_json()["workspaces"][0]["unread"] == inv.workspaces["legacy"].unread
     with pytest.raises(SnapshotError, match=r"snapshot.workspaces\[0\].unread: expected the reason"):
         Inventory.from_json(snap(5))
+
+
+# -- the account's identities are read once per run, under pytest-xdist too ----------------------------
+
+ADMIN_CONTROLS = "IAM_03 or IAM_04 or IAM_05"  # workspace controls reading admin_assignments
+
+
+def _identity_lists(emu) -> Counter:
+    """The account SCIM list requests (not reads of one identity by id), by kind and page."""
+    return Counter((r.path.rsplit("/", 1)[-1], json.dumps(r.query, sort_keys=True)) for r in emu.requests
+                   if r.target == ACCOUNT and re.search(r"/scim/v2/(Users|Groups|ServicePrincipals)$", r.path))
+
+
+@pytest.mark.parametrize("account_controls", [False, True], ids=["workspace-controls-only", "with-IAM-09"])
+def test_under_xdist_the_account_identities_are_read_once_for_every_workspace(
+        account_run, account_emu, pytester, account_controls):
+    """admin_assignments (a workspace section) carries the account's identities: workers running the
+    admin controls of different workspaces take them from the one read of the run (the account's
+    account_identities section, shared through the xdist cache), as a single process does."""
+    pytest.importorskip("xdist")
+    args = ("-k", ADMIN_CONTROLS + (" or IAM_09" if account_controls else ""), "-v",
+            "--dbsec-snapshot-out", "out/snap.json")
+    _, single = account_run(account_emu, *args)
+    single_lists, single_calls = _identity_lists(account_emu), api_calls(account_emu)
+    account_emu.clear_requests()
+    result, spread = account_run(account_emu, *args, "-n", "2")
+    pick = lambda rep: sorted((r["control_id"], r["target"], r["outcome"], len(r["findings"])) for r in rep["results"])
+    assert pick(spread) == pick(single)
+    assert {r["target"] for r in spread["results"] if r["control_id"] == "IAM-03" and r["outcome"] in
+            ("passed", "failed")} == {"prod", "dev"}, spread["results"]
+    # the admin controls of prod and dev ran on different workers: each needed the identities
+    ran_on = dict((ws, gw) for gw, ws in re.findall(r"\[(gw\d)\].*?test_IAM_03_\w+\[(\w+)\]", result.stdout.str()))
+    assert ran_on["prod"] != ran_on["dev"], ran_on
+    # one full read of the account's users, groups and service principals, every page once
+    lists = _identity_lists(account_emu)
+    assert {kind for kind, _ in lists} == {"Users", "Groups", "ServicePrincipals"}
+    assert lists == single_lists and set(lists.values()) == {1}, lists
+    assert api_calls(account_emu) == single_calls
+    # and the snapshot says where they were read: the account section holds those calls, once
+    snap = json.loads((pytester.path / "out" / "snap.json").read_text())
+    recorded = Counter(c["path"] for sc in [snap["account"], *snap["workspaces"]]
+                       for s in sc["sections"].values() for c in s["calls"] if "/scim/v2/" in c["path"]
+                       and c["path"].startswith("/api/2.0/accounts/"))
+    assert recorded == Counter(r.path for r in account_emu.requests if r.target == ACCOUNT
+                               and "/scim/v2/" in r.path and r.path.startswith("/api/"))

@@ -179,3 +179,69 @@ def test_a_section_name_belongs_to_one_function():
             section("probe_section", "workspace")(lambda w, ctx: {})
     finally:
         SECTIONS.pop("probe_section", None)
+
+
+# -- account sections a workspace section needs (account_needs): one read per run ----------------------
+
+def _account_scim_lists(emu) -> list[tuple[str, str]]:
+    """(kind, startIndex) of each account SCIM list request: a page asked twice shows twice."""
+    return sorted((r.path.rsplit("/", 1)[-1], str(r.query.get("startIndex"))) for r in emu.requests
+                  if r.target == ACCOUNT and r.path.startswith("/api/2.0/accounts/") and
+                  r.path.endswith(("/scim/v2/Users", "/scim/v2/Groups", "/scim/v2/ServicePrincipals")))
+
+
+@pytest.mark.parametrize("with_account_section", [False, True])
+def test_workspaces_take_the_account_identities_from_the_account_section(demo, with_account_section):
+    """admin_assignments of every workspace carries the account's identities: they are read once, into
+    the account's account_identities section (asked for or not), whose call log holds that read."""
+    collector, inv, messages = make_collector(demo)
+    wanted = [(ws, "admin_assignments") for ws in inv.workspaces]
+    assert len(wanted) >= 2
+    collector.ensure(wanted + ([(ACCOUNT, "account_identities")] if with_account_section else []))
+    lists = _account_scim_lists(demo)
+    assert lists == sorted(set(lists)) and {k for k, _ in lists} == {"Users", "Groups", "ServicePrincipals"}
+    acct = inv.account.section("account_identities")
+    assert acct.status == "ok"
+    assert sorted(c["path"].rsplit("/", 1)[-1] for c in acct.calls if "/scim/v2/" in c["path"]) == \
+        [k for k, _ in lists]
+    for ws in inv.workspaces.values():
+        sec = ws.section("admin_assignments")
+        assert sec.status == "ok", sec.error
+        assert not [c for c in sec.calls if "/scim/v2/" in c["path"]]  # recorded once, in the account section
+        assert {u["userName"] for u in sec.data["account_identities"]["users"]} == \
+            {u["userName"] for u in acct.data["users"]}
+    if not with_account_section:  # read on demand, and said so
+        assert any(m.startswith("account/account_identities (for ") for m in messages), messages
+    assert_read_only(demo)
+
+
+def test_a_failed_account_read_fails_every_workspace_section_that_needs_it_with_the_reason(demo):
+    demo.add_fault("GET /api/2.0/accounts/*/scim/v2/Users", status=403)
+    collector, inv, _ = make_collector(demo)
+    collector.ensure([(ws, "admin_assignments") for ws in inv.workspaces])
+    assert inv.account.section("account_identities").status == "error"
+    for ws in inv.workspaces.values():
+        sec = ws.section("admin_assignments")
+        assert sec.status == "error" and sec.data is None
+        assert sec.error.startswith("needs section 'account/account_identities', which failed: GET ")
+        assert "/scim/v2/Users -> 403" in sec.error and "account admin" in sec.error
+    # the failure is the run's answer: not asked again by each workspace
+    assert [k for k, _ in _account_scim_lists(demo)] == ["Users"]
+
+
+def test_account_needs_must_be_declared_and_is_for_workspace_sections(demo):
+    from pytest_dbsec.collect import SECTIONS, section
+
+    with pytest.raises(ValueError, match="account_needs= is for workspace sections"):
+        section("probe_account_needs", "account", account_needs=("account_identities",))(lambda a, ctx: {})
+    section("probe_undeclared", "workspace")(lambda w, ctx: ctx.account_data("account_identities"))
+    try:
+        collector, inv, _ = make_collector(demo)
+        ws = next(iter(inv.workspaces))
+        collector.ensure([(ws, "probe_undeclared")])
+        sec = inv.workspaces[ws].section("probe_undeclared")
+        assert sec.status == "error" and "without declaring it" in sec.error
+        assert inv.account.section("account_identities").status == "absent"
+    finally:
+        SECTIONS.pop("probe_undeclared", None)
+        SECTIONS.pop("probe_account_needs", None)

@@ -32,13 +32,22 @@ class SectionSpec:
     func: Callable[..., Any]  # (client, ctx) -> JSON-able data
     needs: tuple[str, ...] = ()  # other sections of the same scope read by func via ctx.data(name)
     title: str = ""
+    # a workspace section's account sections, read by func via ctx.account_data(name): one read per run,
+    # whichever workspace (or xdist worker) asks first
+    account_needs: tuple[str, ...] = ()
 
 
 SECTIONS: dict[str, SectionSpec] = {}
 
 
-def section(name: str, scope: str, needs: Iterable[str] = (), title: str = ""):
-    """Register a collector function for a data section."""
+def section(name: str, scope: str, needs: Iterable[str] = (), title: str = "", account_needs: Iterable[str] = ()):
+    """Register a collector function for a data section. ``needs``: sections of the same scope it reads
+    (``ctx.data``), collected before it; ``account_needs`` (workspace sections only): account sections it
+    reads (``ctx.account_data``), collected once per run on first use and shared by every workspace."""
+    account_needs = tuple(account_needs)
+    if account_needs and scope != "workspace":
+        raise ValueError(f"data section {name!r}: account_needs= is for workspace sections (an {scope} section "
+                         f"reads its own scope's sections through needs=)")
 
     def register(func):
         old = SECTIONS.get(name)
@@ -46,7 +55,8 @@ def section(name: str, scope: str, needs: Iterable[str] = (), title: str = ""):
         # fine; two different functions claiming one name is a mistake
         if old is not None and (old.func.__module__, old.func.__qualname__) != (func.__module__, func.__qualname__):
             raise ValueError(f"data section {name!r} registered twice")
-        SECTIONS[name] = SectionSpec(name, scope, func, tuple(needs), title or (func.__doc__ or "").strip())
+        SECTIONS[name] = SectionSpec(name, scope, func, tuple(needs), title or (func.__doc__ or "").strip(),
+                                     account_needs)
         return func
 
     return register
@@ -128,8 +138,8 @@ class Context:
     """What a section function may use besides its client: the data of the sections it needs, and
     a bounded fan-out for per-object calls."""
 
-    def __init__(self, runner: "Collector", scope: str, log: CallLog):
-        self._runner, self._scope, self._log = runner, scope, log
+    def __init__(self, runner: "Collector", scope: str, log: CallLog, section: str | None = None):
+        self._runner, self._scope, self._log, self._section = runner, scope, log, section
 
     def data(self, name: str) -> Any:
         sec = self._runner.inventory.scope(self._scope).section(name)
@@ -161,6 +171,25 @@ class Context:
                 "no account credentials: pass --databricks-account-profile (this data is only readable "
                 "from the account API)")
         return self._runner.client(ACCOUNT)
+
+    def account_data(self, name: str) -> Any:
+        """The data of an account section this workspace section declared in ``account_needs`` (e.g. the
+        account's identities for ``admin_assignments``). Read once per run, by the first workspace that
+        asks, into the account scope (the others wait and share it); under pytest-xdist it comes from
+        the cache the workers share, so one worker reads it for all. A failed read fails every section
+        that needs it, with its reason."""
+        spec = SECTIONS.get(self._section or "")
+        if spec is None or name not in spec.account_needs:
+            raise ValueError(f"data section {self._section!r} reads the account section {name!r} without "
+                             f"declaring it (section(..., account_needs=({name!r},)))")
+        if ACCOUNT not in self._runner.targets or self._runner.inventory.account is None:
+            raise AccountCredentialsMissing(
+                "no account credentials: pass --databricks-account-profile (this data is only readable "
+                "from the account API)")
+        sec = self._runner._account_section(name, self._scope, self._section)
+        if sec.status != OK:
+            raise SectionDependencyError(f"{ACCOUNT}/{name}", sec.error or "not collected")
+        return sec.data
 
     def once(self, key: tuple, func: Callable[[], Any]) -> Any:
         """``func()``, computed once per run for ``key`` whichever section asks first (the others wait
@@ -232,6 +261,11 @@ class Collector:
         self._shared: dict[tuple, Any] = {}  # Context.once: key -> value
         self._shared_locks: dict[tuple, threading.Lock] = {}
         self._seeded_calls: dict[tuple, list[dict]] = {}  # seed(): calls not yet recorded in a section
+        self._section_locks: dict[tuple[str, str], threading.Lock] = {}  # (scope, section) being collected
+        # how an account section a workspace section needs (account_needs) is brought in when absent:
+        # shared(scope, name, collect) must leave it in the inventory, calling collect() to read it. The
+        # default reads it here; the pytest plugin, under xdist, takes it from the workers' shared cache.
+        self.shared_section: Callable[[str, str, Callable[[], Any]], None] = lambda scope, name, collect: collect()
         self._secrets = tuple(t.token for t in targets.values() if t.token)
 
     def client(self, scope: str):
@@ -319,14 +353,37 @@ class Collector:
             raise ValueError(f"data sections depend on each other in a cycle: {seen + (name,)}")
         return 0 if not needs else 1 + max(self._depth(n, seen + (name,)) for n in needs)
 
+    def _account_section(self, name: str, for_scope: str, for_section: str | None) -> Section:
+        """The account section ``name``, collected now if no one has yet (Context.account_data)."""
+        if self.inventory.scope(ACCOUNT).section(name).status == "absent":
+            def collect():
+                self._collect_one(ACCOUNT, name)
+                s = self.inventory.scope(ACCOUNT).section(name)
+                self.progress(f"{ACCOUNT}/{name} (for {for_scope}/{for_section}): "
+                              f"{'ok' if s.status == OK else f'ERROR: {s.error}'} "
+                              f"({len(s.calls)} calls, {s.elapsed_s:.1f}s)")
+
+            self.shared_section(ACCOUNT, name, collect)
+        return self.inventory.scope(ACCOUNT).section(name)
+
     def _collect_one(self, scope: str, name: str) -> tuple[str, str]:
+        # one collection per (scope, section): a workspace section's account_needs may ask for a section
+        # that ensure() is collecting at the same moment; the second asker waits and finds it done
+        with self._lock:
+            lock = self._section_locks.setdefault((scope, name), threading.Lock())
+        with lock:
+            if self.inventory.scope(scope).section(name).status == "absent":
+                self._read_section(scope, name)
+        return scope, name
+
+    def _read_section(self, scope: str, name: str) -> None:
         spec = SECTIONS[name]
         sec = Section(name=name, collected_at=iso(utcnow()))
         started = time.monotonic()
         with CallLog() as log:
             try:
                 client = self.client(scope)
-                sec.data = spec.func(client, Context(self, scope, log))
+                sec.data = spec.func(client, Context(self, scope, log, name))
                 sec.status = OK
             except Exception as e:  # noqa: BLE001 -- fail closed: every failure becomes a reason
                 sec.status = ERROR
@@ -338,7 +395,6 @@ class Collector:
         sec.calls = list(log.calls)
         sec.elapsed_s = time.monotonic() - started
         self.inventory.put(scope, sec)
-        return scope, name
 
 
 def _default_client(target: Target):

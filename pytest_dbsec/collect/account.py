@@ -13,17 +13,14 @@ ACCOUNT_SETTINGS = ("acct_ip_acl_enable", "dcp_acct_enable", "shield_csp_enablem
 
 @section("account_identities", "account", title="account users, groups and service principals")
 def account_identities(a, ctx):
-    return read_account_identities(a, ctx)
-
-
-def read_account_identities(a, ctx) -> dict:
-    """Every account user, group and service principal, read once per run: the account section and
-    every workspace's ``admin_assignments`` share one read (thousands of identities, many pages)."""
-    return ctx.once(("account identities", a.config.host, a.config.account_id), lambda: {
+    """Every account user, group and service principal (thousands of identities, many pages): read once
+    per run. Every workspace's ``admin_assignments`` reads it from here (``account_needs``), under
+    pytest-xdist too (the workers share the account scope's cache)."""
+    return {
         "users": _dicts(a.users.list()),
         "groups": _dicts(a.groups.list()),
         "service_principals": _dicts(a.service_principals.list()),
-    })
+    }
 
 
 # Context.once key of the account's workspace list: an account-wide run lists the workspaces to plan its

@@ -9,6 +9,9 @@ the workspace scope: its permission assignments, and the account identities that
 
 It reads the account API with the run's account credentials (``ctx.account_client()``); without them
 the section fails with the reason, and the controls that need it ERROR (never a pass on half the admins).
+The account identities come from the account scope's ``account_identities`` section (``account_needs``):
+one read per run for every workspace, shared between pytest-xdist workers; if it failed, this section
+fails with its reason.
 """
 
 from __future__ import annotations
@@ -16,7 +19,6 @@ from __future__ import annotations
 from databricks.sdk.errors import NotFound
 
 from . import section
-from .account import read_account_identities
 
 # SCIM attributes the IAM controls use (the rest of an account identity is not kept here)
 _ATTRS = {
@@ -26,7 +28,7 @@ _ATTRS = {
 }
 
 
-@section("admin_assignments", "workspace",
+@section("admin_assignments", "workspace", account_needs=("account_identities",),
          title="this workspace's account permission assignments and the account admins (account API)")
 def admin_assignments(w, ctx):
     a = ctx.account_client()
@@ -37,9 +39,10 @@ def admin_assignments(w, ctx):
     return {
         "workspace_id": workspace_id,
         "permission_assignments": list((raw or {}).get("permission_assignments") or []),
-        # the run's one read of the account identities (shared with the account_identities section)
+        # the run's one read of the account identities: the account's account_identities section, read
+        # by the first workspace that needs it (or the account's controls), taken from it by the others
         "account_identities": {kind: [{k: i[k] for k in _ATTRS[kind] if k in i} for i in items]
-                               for kind, items in read_account_identities(a, ctx).items()},
+                               for kind, items in ctx.account_data("account_identities").items()},
     }
 
 
