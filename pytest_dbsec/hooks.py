@@ -16,9 +16,11 @@ Example, a ``conftest.py`` or plugin that adds a data section and ships findings
 
 
 def pytest_dbsec_register_sections(section):
-    """Register extra data sections with ``section(name, scope, needs=(), title="")``, used as a
-    decorator on a ``(client, ctx) -> JSON`` function exactly like the built-in collectors. Called
-    once, when the run is configured; controls may then declare these sections."""
+    """Register extra data sections with ``section(name, scope, needs=(), title="", account_needs=())``,
+    used as a decorator on a ``(client, ctx) -> JSON`` function exactly like the built-in collectors.
+    ``needs``: sections of the same scope read with ``ctx.data(name)``; ``account_needs`` (workspace
+    sections): account sections read with ``ctx.account_data(name)``, once per run for every workspace.
+    Called once, when the run is configured; controls may then declare these sections."""
 
 
 def pytest_dbsec_findings(report, config):

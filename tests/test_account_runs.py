@@ -732,3 +732,57 @@ def test_under_xdist_the_account_identities_are_read_once_for_every_workspace(
                        and c["path"].startswith("/api/2.0/accounts/"))
     assert recorded == Counter(r.path for r in account_emu.requests if r.target == ACCOUNT
                                and "/scim/v2/" in r.path and r.path.startswith("/api/"))
+
+
+@pytest.mark.parametrize("xdist", [False, True])
+def test_when_the_account_identities_cannot_be_read_every_workspace_s_admin_controls_error_with_the_reason(
+        account_run, account_emu, xdist):
+    if xdist:
+        pytest.importorskip("xdist")
+    account_emu.add_fault("GET /api/2.0/accounts/*/scim/v2/Groups", status=403)
+    _, report = account_run(account_emu, "-k", ADMIN_CONTROLS, *(("-n", "2") if xdist else ()))
+    assert report["complete"] is False
+    for ws in ("prod", "dev"):
+        for cid in ("IAM-03", "IAM-04", "IAM-05"):
+            r = by_target(report, cid)[ws]
+            assert r["outcome"] == "error", r
+            assert "needs section 'account/account_identities', which failed" in r["reason"], r["reason"]
+            assert "/scim/v2/Groups -> 403" in r["reason"] and "account admin" in r["reason"], r["reason"]
+    assert {"scope": ACCOUNT, "section": "account_identities"} in [
+        {k: e[k] for k in ("scope", "section")} for e in report["data_errors"]]
+    # the failure is the run's answer for every workspace: the account was asked once, by one worker
+    assert sum(1 for r in account_emu.requests if r.target == ACCOUNT and r.path.endswith("/scim/v2/Groups")) == 1
+
+
+ACCOUNT_NEEDS_EXTENSION = '''
+def pytest_dbsec_register_sections(section):
+    @section("inactive_account_users", "workspace", account_needs=("account_identities",))
+    def inactive_account_users(w, ctx):
+        return [u["userName"] for u in ctx.account_data("account_identities")["users"] if u.get("active") is False]
+'''
+
+USES_ACCOUNT_NEEDS = '''
+import pytest
+
+@pytest.mark.dbsec(id="ORG-21", title="Inactive account users listed", severity="low", scope="workspace",
+                   sections=["inactive_account_users"], refs={"seeds": ["org"]}, rationale="r", remediation="x")
+def test_ORG_21_inactive_account_users(workspace, findings):
+    for name in workspace.data("inactive_account_users"):
+        findings.fail(resource_type="user", resource_id=name, seen="inactive", expected="removed")
+'''
+
+
+def test_a_plugin_s_workspace_section_shares_the_account_identities_read_under_xdist(
+        account_run, account_emu, pytester):
+    """The README's extension example: a workspace section declaring account_needs reads the account's
+    identities through ctx.account_data, sharing the run's one read with admin_assignments."""
+    pytest.importorskip("xdist")
+    pytester.makeconftest(ACCOUNT_NEEDS_EXTENSION)
+    pytester.makepyfile(test_org=USES_ACCOUNT_NEEDS)
+    _, report = account_run(account_emu, "-k", "ORG_21 or IAM_03", "-n", "2")
+    for cid in ("ORG-21", "IAM-03"):
+        assert {t for t, r in by_target(report, cid).items() if r["outcome"] in ("passed", "failed")} == \
+            {"prod", "dev"}, report["results"]
+    lists = _identity_lists(account_emu)
+    assert {kind for kind, _ in lists} == {"Users", "Groups", "ServicePrincipals"}
+    assert set(lists.values()) == {1}, lists
