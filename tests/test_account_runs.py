@@ -777,9 +777,14 @@ def test_a_plugin_s_workspace_section_shares_the_account_identities_read_under_x
     """The README's extension example: a workspace section declaring account_needs reads the account's
     identities through ctx.account_data, sharing the run's one read with admin_assignments."""
     pytest.importorskip("xdist")
+    from pytest_dbsec.collect import SECTIONS
+
     pytester.makeconftest(ACCOUNT_NEEDS_EXTENSION)
     pytester.makepyfile(test_org=USES_ACCOUNT_NEEDS)
-    _, report = account_run(account_emu, "-k", "ORG_21 or IAM_03", "-n", "2")
+    try:
+        _, report = account_run(account_emu, "-k", "ORG_21 or IAM_03", "-n", "2")
+    finally:  # the controller ran in this process: its registry must not keep the test's section
+        SECTIONS.pop("inactive_account_users", None)
     for cid in ("ORG-21", "IAM-03"):
         assert {t for t, r in by_target(report, cid).items() if r["outcome"] in ("passed", "failed")} == \
             {"prod", "dev"}, report["results"]
