@@ -79,6 +79,7 @@ class _Route:
         self.cut_at = 0.0  # monotonic time of the last decrease
         self.grown_at = 0.0  # monotonic time of the last increase
         self.recent: deque[float] = deque()  # completion times of successes since the last cut
+        self.epoch = 0  # counts the cuts: a send time reserved before the last cut is void
 
 
 class HostLimiter:
@@ -119,32 +120,45 @@ class HostLimiter:
 
     def wait_turn(self, key: str) -> float:
         """Block until the route may send (pause and pacing), then until the host has a free slot.
-        Returns the monotonic send time."""
+        Returns the monotonic send time.
+
+        A paced request reserves its own send time (the route's next slot) and sleeps once until
+        then: the requests waiting on a route are queued in time, instead of all waking at every slot
+        to find that one of them got it (with dozens of threads per route, that herd cost more CPU
+        than the requests). A reservation made before a 429 cut the rate, or that falls inside a
+        Retry-After pause, is made again."""
         while True:
             with self._lock:
                 r = self._route(key)
                 now = time.monotonic()
                 start = max(now, r.paused_until)
-                paced = r.rate is not None
-                if paced:
+                epoch = r.epoch
+                if r.rate is not None:
                     start = max(start, r.next_at)
-                    if start <= now:
-                        r.next_at = now + 1.0 / r.rate
+                    r.next_at = start + 1.0 / r.rate  # this request's slot is [start, next_at)
                 if start <= now:
-                    if paced:
-                        self._paced_waiting += 1
-                        try:
-                            while self.in_flight >= self.max_in_flight:
-                                self._free_paced.wait()
-                        finally:
-                            self._paced_waiting -= 1
-                    else:
-                        while self.in_flight >= self.max_in_flight or self._paced_waiting:
-                            self._free_any.wait()
-                    self.in_flight += 1
-                    self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
-                    return time.monotonic()
+                    return self._take_slot(paced=r.rate is not None)
             time.sleep(start - now)
+            with self._lock:
+                if r.rate is not None and r.epoch == epoch and time.monotonic() >= r.paused_until:
+                    return self._take_slot(paced=True)
+            # unpaced (waited out a pause), or the route was cut or paused meanwhile: ask again
+
+    def _take_slot(self, paced: bool) -> float:
+        """With the lock held: wait for a free slot of the window (paced routes first) and take it."""
+        if paced:
+            self._paced_waiting += 1
+            try:
+                while self.in_flight >= self.max_in_flight:
+                    self._free_paced.wait()
+            finally:
+                self._paced_waiting -= 1
+        else:
+            while self.in_flight >= self.max_in_flight or self._paced_waiting:
+                self._free_any.wait()
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        return time.monotonic()
 
     def done(self, key: str, sent_at: float, status: int, retry_after: float | None) -> None:
         """Release the slot and adapt the route's pace to the answer."""
@@ -169,6 +183,8 @@ class HostLimiter:
                         r.rate = max(MIN_RATE, DECREASE * min(known))
                         r.cut_at = r.grown_at = now
                         r.recent.clear()
+                        r.epoch += 1  # reservations at the old rate are void
+                        r.next_at = r.paused_until  # the new pace starts after the pause
             else:
                 r.recent.append(now)
                 if len(r.recent) > 4096:
