@@ -283,12 +283,58 @@ def _serve(tenant: dict, latency_ms: int, rate: float, conn) -> None:
     emu.stop()
 
 
-def run(scale: float, *, workspaces: int = WORKSPACES, latency_ms: int = 50, rate: float = 100.0,
-        workers: int = 16, progress=lambda m: None) -> dict:
+def _plan(info: dict) -> tuple[dict, dict]:
+    """Targets and inventory scopes (name -> kind, id, host) of the whole run."""
+    targets = {"account": {"kind": "account", "host": info["account_url"], "account_id": info["account_id"],
+                           "token": "emu-auditor-account"}}
+    scopes = {}
+    for ws in info["workspaces"]:
+        targets[ws["name"]] = {"kind": "workspace", "host": ws["url"], "token": f"emu-auditor-{ws['name']}"}
+        scopes[ws["name"]] = {"id": ws["id"], "host": ws["url"]}
+    return targets, scopes
+
+
+def _collector(targets: dict, scopes: dict, workers: int, progress=lambda m: None):
     from pytest_dbsec.collect import Collector
     from pytest_dbsec.connect import Target
     from pytest_dbsec.inventory import ACCOUNT, Inventory, Scope
 
+    inv = Inventory()
+    inv.account = Scope(ACCOUNT, "account")
+    tgt = {}
+    for name, t in targets.items():
+        if t["kind"] == "account":
+            tgt[ACCOUNT] = Target(ACCOUNT, kind="account", host=t["host"], account_id=t["account_id"], token=t["token"])
+        else:
+            tgt[name] = Target(name, host=t["host"], token=t["token"])
+    for name, sc in scopes.items():
+        inv.workspaces[name] = Scope(name, "workspace", id=sc["id"], host=sc["host"])
+    return inv, Collector(inv, tgt, max_workers=workers, progress=progress)
+
+
+def _summary(inv) -> dict:
+    """What the parent needs of a collection: per scope and section, (path, status) of every call, and
+    the failures."""
+    return {"calls": {sc.name: {n: [(c["path"], c["status"]) for c in s.calls] for n, s in sc.sections.items()}
+                      for sc in inv.scopes()},
+            "errors": [f"{e['scope']}/{e['section']}: {e['error']}" for e in inv.errors]}
+
+
+def _collect_part(targets: dict, scopes: dict, wanted: list, workers: int, conn) -> None:
+    """Child process: one collector for some of the workspaces (and perhaps the account), as one
+    pytest-xdist worker is when ``-n N`` spreads the workspaces over N workers."""
+    inv, collector = _collector(targets, scopes, workers)
+    conn.send("ready")
+    conn.recv()  # go
+    started, cpu = time.monotonic(), time.process_time()
+    collector.ensure([tuple(w) for w in wanted])
+    conn.send({**_summary(inv), "wall_s": time.monotonic() - started, "cpu_s": time.process_time() - cpu})
+
+
+def run(scale: float, *, workspaces: int = WORKSPACES, latency_ms: int = 50, rate: float = 100.0,
+        workers: int = 16, processes: int = 1, progress=lambda m: None) -> dict:
+    """Collect the generated tenant; ``processes`` > 1 spreads the workspaces over that many collector
+    processes (round-robin; the account scope with the first), as ``pytest -n N`` does with its workers."""
     t0 = time.monotonic()
     tenant = generate(scale, workspaces)
     sections = needed_sections()
@@ -297,25 +343,46 @@ def run(scale: float, *, workspaces: int = WORKSPACES, latency_ms: int = 50, rat
     parent, child = ctx.Pipe()
     proc = ctx.Process(target=_serve, args=(tenant, latency_ms, rate, child), daemon=True)
     proc.start()
+    parts: list = []
     try:
         info = parent.recv()
         setup_s = time.monotonic() - t0
-        inv = Inventory()
-        targets = {ACCOUNT: Target(ACCOUNT, kind="account", host=info["account_url"], account_id=info["account_id"],
-                                   token="emu-auditor-account")}
-        inv.account = Scope(ACCOUNT, "account")
-        for ws in info["workspaces"]:
-            targets[ws["name"]] = Target(ws["name"], host=ws["url"], token=f"emu-auditor-{ws['name']}")
-            inv.workspaces[ws["name"]] = Scope(ws["name"], "workspace", id=ws["id"], host=ws["url"])
-        wanted = [(ACCOUNT, n) for kind, n in sections if kind == "account"]
-        wanted += [(w, n) for w in inv.workspaces for kind, n in sections if kind == "workspace"]
-        collector = Collector(inv, targets, max_workers=workers, progress=progress)
-        started, cpu = time.monotonic(), time.process_time()
-        collector.ensure(wanted)
-        wall, cpu = time.monotonic() - started, time.process_time() - cpu
+        targets, scopes = _plan(info)
+        names = list(scopes)
+        processes = max(1, min(processes, len(names)))
+        # each part: the workspaces it collects (and the account, for the first); every part may
+        # reach the account host (admin_assignments reads the account's view of its workspace)
+        plan = []
+        for i in range(processes):
+            mine = names[i::processes]
+            wanted = [("account", n) for kind, n in sections if kind == "account"] if i == 0 else []
+            wanted += [(w, n) for w in mine for kind, n in sections if kind == "workspace"]
+            plan.append(({k: v for k, v in scopes.items() if k in mine}, wanted))
+        if processes == 1:
+            inv, collector = _collector(targets, scopes, workers, progress)
+            started, cpu = time.monotonic(), time.process_time()
+            collector.ensure(plan[0][1])
+            wall, cpu = time.monotonic() - started, time.process_time() - cpu
+            results = [{**_summary(inv), "cpu_s": cpu}]
+        else:
+            for part_scopes, wanted in plan:
+                a, b = ctx.Pipe()
+                p = ctx.Process(target=_collect_part, args=(targets, part_scopes, wanted, workers, b), daemon=True)
+                p.start()
+                parts.append((p, a))
+            for _, a in parts:
+                assert a.recv() == "ready"
+            started = time.monotonic()
+            for _, a in parts:
+                a.send("go")
+            results = [a.recv() for _, a in parts]
+            wall = time.monotonic() - started
+            cpu = sum(r["cpu_s"] for r in results)
         parent.send("stop")
         served = parent.recv()
     finally:
+        for p, _ in parts:
+            p.join(timeout=30)
         proc.join(timeout=30)
         if proc.is_alive():
             proc.terminate()
@@ -323,23 +390,25 @@ def run(scale: float, *, workspaces: int = WORKSPACES, latency_ms: int = 50, rat
     throttled = 0
     fam_calls: dict[tuple[str, str], int] = {}
     recorded = 0
-    for scope in inv.scopes():
-        for s in scope.sections.values():
-            recorded += len(s.calls)
-            for fam in PERMISSION_ROUTES:
-                key = (scope.name, fam)
-                fam_calls[key] = fam_calls.get(key, 0) + sum(1 for c in s.calls if c["path"].startswith(fam))
-            throttled += sum(1 for c in s.calls if c["status"] in (429, 503))
+    errors: list[str] = []
+    for res in results:
+        errors += res["errors"]
+        for scope, secs in res["calls"].items():
+            for calls in secs.values():
+                recorded += len(calls)
+                for fam in PERMISSION_ROUTES:
+                    key = (scope, fam)
+                    fam_calls[key] = fam_calls.get(key, 0) + sum(1 for path, _ in calls if path.startswith(fam))
+                throttled += sum(1 for _, status in calls if status in (429, 503))
     made = dict(served["requests_by_host"])  # what the server saw: section calls + client set-up
     for (host, _), n in fam_calls.items():
         perm_made[host] = max(perm_made.get(host, 0), n)
     latency = latency_ms / 1000.0
     bound = {h: max(made[h] * latency / workers, perm_made.get(h, 0) / rate) for h in made}
     bound_min = {h: max(minimum[h] * latency / workers, minimum.get(f"{h}:permissions", 0) / rate) for h in made}
-    errors = [f"{e['scope']}/{e['section']}: {e['error']}" for e in inv.errors]
     return {
         "scale": scale, "workspaces": len(info["workspaces"]), "latency_ms": latency_ms, "rate_limit_per_s": rate,
-        "window_per_host": workers, "sections": [f"{k}/{n}" for k, n in sections],
+        "window_per_host": workers, "collector_processes": processes, "sections": [f"{k}/{n}" for k, n in sections],
         "objects": {"jobs": sum(len(w["jobs"]) for w in tenant["account"]["workspaces"]),
                     "clusters": sum(len(w["clusters"]) for w in tenant["account"]["workspaces"]),
                     "users+sps": len(tenant["account"]["users"]) + len(tenant["account"]["service_principals"]),
@@ -362,9 +431,11 @@ def main(argv=None) -> int:
     p.add_argument("--latency-ms", type=int, default=50)
     p.add_argument("--rate", type=float, default=100.0, help="requests/s allowed on the permissions routes")
     p.add_argument("--workers", type=int, default=16, help="in-flight window per host (dbsec_max_workers)")
+    p.add_argument("--processes", type=int, default=1,
+                   help="collector processes, the workspaces spread over them as pytest -n N does (default 1)")
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
     args = p.parse_args(argv)
-    res = run(args.scale, workspaces=args.workspaces, latency_ms=args.latency_ms, rate=args.rate, workers=args.workers,
+    res = run(args.scale, workspaces=args.workspaces, latency_ms=args.latency_ms, rate=args.rate, workers=args.workers, processes=args.processes,
               progress=lambda m: print(m, file=sys.stderr) if m.startswith("collected") else None)
     if args.json:
         print(json.dumps(res, indent=1))
@@ -377,7 +448,7 @@ def main(argv=None) -> int:
     print(f"wall: {res['wall_s']} s, bound {res['bound_s']} s -> {ratio_wall:.2f}x "
           f"(bound at the minimum calls: {res['bound_at_minimum_s']} s)")
     print(f"failed sections: {res['failed_sections']}; peak in flight per host: {res['emulator']['peak_in_flight']}")
-    print(f"CPU: collector {res['collector_cpu_s']} s, emulator {res['emulator']['cpu_s']} s "
+    print(f"CPU: collector {res['collector_cpu_s']} s in {res['collector_processes']} process(es), emulator {res['emulator']['cpu_s']} s "
           f"(both processes share this machine's cores)")
     for e in res["section_errors"]:
         print(f"  {e}")

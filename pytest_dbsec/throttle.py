@@ -15,6 +15,10 @@ as the ``requests`` transport adapter of the client's session (``install``):
   pauses for the ``Retry-After`` time, and from then on its requests are spaced at that rate, which
   grows by ``INCREASE_PER_S`` requests/s every second until the next 429. A route therefore runs just
   under its limit, and one 429 episode (all the requests already in flight) is one cut, not many.
+* **Paced routes first.** A route that has been rate limited is the scarce resource: every second
+  it waits for a slot behind unpaced requests is capacity the server gives and nobody uses. So a
+  paced request that is due takes the next free slot of the window before any unpaced one; the
+  unpaced requests fill the rest of the window.
 * **Retry within a budget.** A 429 (or a 503 with ``Retry-After``) is retried here, not returned, so
   the SDK only sees it when the budget (the client's ``retry_timeout_seconds``) is spent. The SDK's
   own retry loop has the same deadline, so it then gives up at once with ``TimeoutError`` and the
@@ -75,6 +79,7 @@ class _Route:
         self.cut_at = 0.0  # monotonic time of the last decrease
         self.grown_at = 0.0  # monotonic time of the last increase
         self.recent: deque[float] = deque()  # completion times of successes since the last cut
+        self.epoch = 0  # counts the cuts: a send time reserved before the last cut is void
 
 
 class HostLimiter:
@@ -85,7 +90,10 @@ class HostLimiter:
     def __init__(self, max_in_flight: int = MAX_IN_FLIGHT):
         self.max_in_flight = max(1, max_in_flight)
         self._lock = threading.Lock()
-        self._free = threading.Condition(self._lock)
+        # two queues for a free slot: requests of paced routes are woken first (see module doc)
+        self._free_paced = threading.Condition(self._lock)
+        self._free_any = threading.Condition(self._lock)
+        self._paced_waiting = 0
         self._routes: dict[str, _Route] = {}
         self.in_flight = 0
         self.peak_in_flight = 0
@@ -99,9 +107,10 @@ class HostLimiter:
 
     def bound(self, max_in_flight: int) -> None:
         """Set the window (the run's ``dbsec_max_workers``)."""
-        with self._free:
+        with self._lock:
             self.max_in_flight = max(1, max_in_flight)
-            self._free.notify_all()
+            self._free_paced.notify_all()
+            self._free_any.notify_all()
 
     def rate(self, path: str) -> float | None:
         """The current pace of a route (None = unpaced); for reports and tests."""
@@ -111,24 +120,44 @@ class HostLimiter:
 
     def wait_turn(self, key: str) -> float:
         """Block until the route may send (pause and pacing), then until the host has a free slot.
-        Returns the monotonic send time."""
+        Returns the monotonic send time.
+
+        A paced request reserves its own send time (the route's next slot) and sleeps once until
+        then: the requests waiting on a route are queued in time, instead of all waking at every slot
+        to find that one of them got it (with dozens of threads per route, that herd cost more CPU
+        than the requests). A reservation made before a 429 cut the rate, or that falls inside a
+        Retry-After pause, is made again."""
         while True:
             with self._lock:
                 r = self._route(key)
                 now = time.monotonic()
                 start = max(now, r.paused_until)
+                epoch = r.epoch
                 if r.rate is not None:
                     start = max(start, r.next_at)
-                    if start <= now:
-                        r.next_at = now + 1.0 / r.rate
+                    r.next_at = start + 1.0 / r.rate  # this request's slot is [start, next_at)
                 if start <= now:
-                    break
+                    return self._take_slot(paced=r.rate is not None)
             time.sleep(start - now)
-        with self._free:
-            while self.in_flight >= self.max_in_flight:
-                self._free.wait()
-            self.in_flight += 1
-            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+            with self._lock:
+                if r.rate is not None and r.epoch == epoch and time.monotonic() >= r.paused_until:
+                    return self._take_slot(paced=True)
+            # unpaced (waited out a pause), or the route was cut or paused meanwhile: ask again
+
+    def _take_slot(self, paced: bool) -> float:
+        """With the lock held: wait for a free slot of the window (paced routes first) and take it."""
+        if paced:
+            self._paced_waiting += 1
+            try:
+                while self.in_flight >= self.max_in_flight:
+                    self._free_paced.wait()
+            finally:
+                self._paced_waiting -= 1
+        else:
+            while self.in_flight >= self.max_in_flight or self._paced_waiting:
+                self._free_any.wait()
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
         return time.monotonic()
 
     def done(self, key: str, sent_at: float, status: int, retry_after: float | None) -> None:
@@ -154,6 +183,8 @@ class HostLimiter:
                         r.rate = max(MIN_RATE, DECREASE * min(known))
                         r.cut_at = r.grown_at = now
                         r.recent.clear()
+                        r.epoch += 1  # reservations at the old rate are void
+                        r.next_at = r.paused_until  # the new pace starts after the pause
             else:
                 r.recent.append(now)
                 if len(r.recent) > 4096:
@@ -161,7 +192,10 @@ class HostLimiter:
                 if r.rate is not None:
                     r.rate += INCREASE_PER_S * (now - r.grown_at)
                     r.grown_at = now
-            self._free.notify()
+            if self._paced_waiting:
+                self._free_paced.notify()
+            else:
+                self._free_any.notify()
 
 
 _limiters: dict[str, HostLimiter] = {}
@@ -230,8 +264,30 @@ class ThrottledAdapter(HTTPAdapter):
             response.close()
 
 
+def freeze_environment(session: requests.Session, host_url: str) -> None:
+    """Read the proxy and CA-bundle environment variables once for the session's one host, not on
+    every request.
+
+    With ``trust_env`` on (the default), ``requests`` scans the whole process environment on every
+    request (``merge_environment_settings``: ``*_PROXY``, ``NO_PROXY``, ``REQUESTS_CA_BUNDLE``,
+    ``CURL_CA_BUNDLE``) -- a quarter of the CPU a request costs the collector. A run's environment
+    does not change while it runs and an SDK client's session talks to one host, so the answer for
+    that host is computed here exactly as ``requests`` would compute it, stored as the session's own
+    settings, and the per-request scan is turned off. The session already authenticates every
+    request itself (the SDK's ``session.auth``), so ``~/.netrc`` -- the other thing ``trust_env``
+    governs -- was never consulted for it."""
+    if not session.trust_env:
+        return
+    env = session.merge_environment_settings(host_url, {}, None, None, None)
+    session.proxies = dict(env["proxies"] or {})
+    session.verify = env["verify"]
+    session.cert = env["cert"]
+    session.trust_env = False
+
+
 def install(session: requests.Session, host_url: str, budget_s: float, on_retry=None) -> HostLimiter:
     """Send every request of ``session`` to ``host_url`` through the host's limiter."""
+    freeze_environment(session, host_url)
     limiter = limiter_for(host_url)
     session.mount(_host_key(host_url) + "/", ThrottledAdapter(limiter, budget_s, on_retry))
     return limiter

@@ -245,3 +245,44 @@ def test_account_needs_must_be_declared_and_is_for_workspace_sections(demo):
     finally:
         SECTIONS.pop("probe_undeclared", None)
         SECTIONS.pop("probe_account_needs", None)
+
+
+def test_a_section_starts_when_its_own_needs_are_in_not_after_unrelated_slow_ones():
+    """Scheduling: a section that needs a quick one runs while an unrelated long one is still
+    reading (a wave-by-wave order would make the long one wait here until it gives up)."""
+    import threading
+
+    from pytest_dbsec.collect import SECTIONS, section
+
+    released = threading.Event()
+    names = ("t_sched_slow", "t_sched_quick", "t_sched_after")
+
+    @section("t_sched_slow", "workspace")
+    def slow(client, ctx):
+        return {"released_in_time": released.wait(10)}
+
+    @section("t_sched_quick", "workspace")
+    def quick(client, ctx):
+        return {}
+
+    @section("t_sched_after", "workspace", needs=("t_sched_quick", "t_sched_other"))
+    def after(client, ctx):
+        released.set()
+        return {}
+
+    @section("t_sched_other", "workspace", needs=("t_sched_quick",))
+    def other(client, ctx):
+        return {}
+
+    try:
+        inv = Inventory()
+        inv.workspaces["ws1"] = Scope("ws1", "workspace")
+        collector = Collector(inv, {"ws1": Target("ws1", host="http://127.0.0.1:9", token="x")}, max_workers=4,
+                              client_factory=lambda t: object())
+        collector.ensure([("ws1", n) for n in names])
+        secs = inv.workspaces["ws1"].sections
+        assert all(secs[n].status == "ok" for n in (*names, "t_sched_other"))
+        assert secs["t_sched_slow"].data == {"released_in_time": True}
+    finally:
+        for n in (*names, "t_sched_other"):
+            SECTIONS.pop(n, None)

@@ -112,3 +112,60 @@ def test_clients_of_one_host_share_one_limiter(databricks_emulator, tenant):
     for c in (a, b):
         adapter = connect._session(c).get_adapter(emu.workspace_url("ws1") + "/api/2.0/x")
         assert isinstance(adapter, throttle.ThrottledAdapter) and adapter.limiter is lim
+
+
+def test_a_paced_route_takes_the_next_free_slot_before_unpaced_requests():
+    """A rate-limited route's turn is the scarce resource: when a slot frees, a due request of a paced
+    route goes first, even if an unpaced request has waited longer."""
+    import threading
+    import time
+
+    lim = throttle.HostLimiter(max_in_flight=1)
+    paced, unpaced = "/api/2.1/unity-catalog/permissions", "/api/2.1/unity-catalog/entity-tag-assignments"
+    # make `paced` a paced route: successes to measure, then a 429 (Retry-After 0: no pause)
+    for _ in range(throttle.MIN_SAMPLES + 2):
+        lim.done(paced, lim.wait_turn(paced), 200, None)
+    lim.done(paced, lim.wait_turn(paced), 429, 0.0)
+    assert lim.rate(paced) is not None
+    time.sleep(1.0 / lim.rate(paced))  # its next slot is due
+
+    holder = lim.wait_turn(unpaced)  # the only slot is taken
+    order: list[str] = []
+
+    def ask(route):
+        lim.wait_turn(route)
+        order.append(route)
+        lim.done(route, time.monotonic(), 200, None)
+
+    first = threading.Thread(target=ask, args=(unpaced,))
+    first.start()
+    while not len(lim._free_any._waiters):  # the unpaced request is queued first
+        time.sleep(0.001)
+    second = threading.Thread(target=ask, args=(paced,))
+    second.start()
+    while lim._paced_waiting == 0:
+        time.sleep(0.001)
+    lim.done(unpaced, holder, 200, None)  # free the slot
+    first.join(5)
+    second.join(5)
+    assert order == [paced, unpaced]
+    assert lim.in_flight == 0
+
+
+def test_the_proxy_and_ca_environment_is_read_once_with_the_same_answer(monkeypatch):
+    """requests would scan the environment on every request; the session gets the same answer once."""
+    import requests
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.corp.example.com:3128")
+    monkeypatch.setenv("NO_PROXY", "direct.example.com")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/corp/ca.pem")
+    for host, proxied in (("https://dbc-1.cloud.databricks.com", True), ("https://direct.example.com", False)):
+        session = requests.Session()
+        per_request = session.merge_environment_settings(host + "/api/2.0/x", {}, None, None, None)
+        throttle.freeze_environment(session, host)
+        assert session.trust_env is False
+        assert session.verify == "/etc/corp/ca.pem"
+        assert bool(session.proxies) is proxied
+        # what a request to the host now gets is what requests computed from the environment
+        frozen = session.merge_environment_settings(host + "/api/2.0/x", {}, None, None, None)
+        assert frozen == per_request

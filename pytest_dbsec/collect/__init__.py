@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Callable, Iterable, Mapping
@@ -38,6 +38,9 @@ class SectionSpec:
 
 
 SECTIONS: dict[str, SectionSpec] = {}
+
+# Sections of a run read at once, at most (each is a thread mostly waiting for its requests)
+MAX_SECTION_THREADS = 256
 
 
 def section(name: str, scope: str, needs: Iterable[str] = (), title: str = "", account_needs: Iterable[str] = ()):
@@ -311,23 +314,44 @@ class Collector:
         if not todo:
             return
         started = time.monotonic()
-        # dependency depth decides the wave: a section runs after everything it needs
-        waves: dict[int, list[tuple[str, str]]] = {}
-        for key in todo:
-            waves.setdefault(self._depth(key[1]), []).append(key)
+        for _, name in todo:
+            self._depth(name)  # a cycle is a programming error: say so before anything runs
+        # A section starts as soon as the sections it needs are in -- not when every section of a
+        # shallower "wave" is: a long section (the grants of a big metastore) must not hold back the
+        # per-object reads of another that only waits for one quick list. The pool holds max_workers
+        # sections per scope, started round-robin over the scopes so no host waits for another's; the
+        # requests they send are bounded per host by the throttle's window, whatever the number of
+        # sections.
+        waiting = {key: {(key[0], d) for d in SECTIONS[key[1]].needs if (key[0], d) in todo} for key in todo}
+        n_scopes = len({scope for scope, _ in todo})
         total, done = len(todo), 0
-        with ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="dbsec") as pool:
-            for depth in sorted(waves):
-                for sec in pool.map(lambda k: self._collect_one(*k), sorted(waves[depth])):
+        with ThreadPoolExecutor(max_workers=min(self.max_workers * n_scopes, total, MAX_SECTION_THREADS),
+                                thread_name_prefix="dbsec") as pool:
+            running: dict = {}
+
+            def start_ready() -> None:
+                ready = sorted(k for k, deps in waiting.items() if not deps)
+                rank = {}  # the i-th ready section of each scope before the (i+1)-th of any
+                for key in ready:
+                    rank[key] = sum(1 for k in rank if k[0] == key[0])
+                for key in sorted(ready, key=lambda k: (rank[k], k)):
+                    del waiting[key]
+                    running[pool.submit(self._collect_one, *key)] = key
+
+            start_ready()
+            while running:
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    scope, name = running.pop(fut)
+                    fut.result()  # _collect_one turns every failure into the section's reason
+                    for deps in waiting.values():
+                        deps.discard((scope, name))
                     done += 1
-                    scope, name = sec
                     s = self.inventory.scope(scope).section(name)
                     status = "ok" if s.status == OK else f"ERROR: {s.error}"
-                    shared = s.data.get("shared_from") if s.status == OK and isinstance(s.data, dict) else None
-                    if shared:  # parts of a metastore another workspace of the run read (collect/uc.py)
-                        status += f", {len(shared)} part(s) read via {', '.join(sorted(set(shared.values())))}"
                     self.progress(f"[{done}/{total}] {scope}/{name}: {status} "
                                   f"({len(s.calls)} calls, {s.elapsed_s:.1f}s)")
+                start_ready()
         calls = [c for sc, n in todo for c in self.inventory.scope(sc).section(n).calls]
         throttled = sum(1 for c in calls if c.get("status") in (429, 503))
         self.progress(f"collected {total} sections, {len(calls)} calls"
