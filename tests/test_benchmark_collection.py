@@ -24,3 +24,12 @@ def test_a_full_collection_makes_exactly_the_minimum_calls(monkeypatch):
     assert {"workspace/acls_jobs", "workspace/acls_clusters", "workspace/uc", "account/account_identities"} <= set(res["sections"])
     # the sections' call logs account for every request but the SDK's one host-metadata read per client
     assert res["calls_recorded_by_sections"] == res["calls"] - (2 + 1)
+
+
+def test_the_request_cost_benchmark_reads_through_the_recorded_client(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import request_cost
+
+    res = request_cost.run(20)  # asserts inside: every request recorded, every answer 200
+    assert res["requests"] == 20
+    assert res["cpu_ms_per_request"] > 0 and res["wall_ms_per_request"] > 0  # measured, not judged
