@@ -809,26 +809,25 @@ class Baseline:
 
         The second is only returned when nothing protects the finding: an expired waiver that was
         renewed by a newer entry is history, not news."""
-        expired = None
-        for w in self.waivers:
-            if not w.matches(control_id, target, resource_type, resource_id, resource_name):
-                continue
-            if not w.expired(today):
-                return w, None
-            if expired is None or w.expires > expired.expires:
-                expired = w
-        return None, expired
+        return self._first_active(
+            (w for w in self.waivers if w.matches(control_id, target, resource_type, resource_id, resource_name)),
+            today)
 
     def gap_waiver_for(self, control_id: str, resource: str, today: date) -> tuple[Waiver | None, Waiver | None]:
         """Like ``waiver_for``, for a gap in an account-scoped control's data (INC: a workspace this run
         could not read, ``resource`` ``workspace/<name>``): the waiver must name that resource exactly
         -- no glob, so that accepting one workspace never accepts another -- and apply to the account
         (its ``workspace`` glob matches ``account``, as the default ``*`` does)."""
+        return self._first_active(
+            (w for w in self.waivers if w.control == control_id and w.resource == resource
+             and fnmatchcase("account", w.workspace) and w.resource_type in (None, "workspace")),
+            today)
+
+    @staticmethod
+    def _first_active(matching, today: date) -> tuple[Waiver | None, Waiver | None]:
+        """(the first matching waiver still in force, else None; the latest expired one, if none is)."""
         expired = None
-        for w in self.waivers:
-            if not (w.control == control_id and w.resource == resource and fnmatchcase("account", w.workspace)
-                    and w.resource_type in (None, "workspace")):
-                continue
+        for w in matching:
             if not w.expired(today):
                 return w, None
             if expired is None or w.expires > expired.expires:
