@@ -325,8 +325,9 @@ class Collector:
         waiting = {key: {(key[0], d) for d in SECTIONS[key[1]].needs if (key[0], d) in todo} for key in todo}
         n_scopes = len({scope for scope, _ in todo})
         total, done = len(todo), 0
-        with ThreadPoolExecutor(max_workers=min(self.max_workers * n_scopes, total, MAX_SECTION_THREADS),
-                                thread_name_prefix="dbsec") as pool:
+        # max_workers 1 is a strictly sequential run (one section, one request at a time), in this order
+        threads = 1 if self.max_workers == 1 else min(self.max_workers * n_scopes, total, MAX_SECTION_THREADS)
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="dbsec") as pool:
             running: dict = {}
 
             def start_ready() -> None:
@@ -349,6 +350,9 @@ class Collector:
                     done += 1
                     s = self.inventory.scope(scope).section(name)
                     status = "ok" if s.status == OK else f"ERROR: {s.error}"
+                    shared = s.data.get("shared_from") if s.status == OK and isinstance(s.data, dict) else None
+                    if shared:  # parts of a metastore another workspace of the run read (collect/uc.py)
+                        status += f", {len(shared)} part(s) read via {', '.join(sorted(set(shared.values())))}"
                     self.progress(f"[{done}/{total}] {scope}/{name}: {status} "
                                   f"({len(s.calls)} calls, {s.elapsed_s:.1f}s)")
                 start_ready()
