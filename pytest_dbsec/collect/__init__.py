@@ -202,24 +202,52 @@ class Context:
         return self._runner._once(key, func)
 
     def fan_out(self, func: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
-        """Call func for each item concurrently (at most max_workers), in order; calls are recorded."""
+        """Call func for each item concurrently (at most max_workers), in order; calls are recorded.
+
+        The items are worked off by the calling thread and up to max_workers - 1 helpers from one pool
+        per scope (not a new pool per fan-out: a run has hundreds of fan-outs, and a thread per item and
+        fan-out costs CPU in switching that the requests need). The caller always works too, so a
+        fan-out never waits for a pool thread to be free, also when the pool's threads are themselves
+        inside fan-outs. After a failure no new item is started; the first failing item's error is
+        raised."""
         items = list(items)
         if len(items) <= 1 or self._runner.max_workers <= 1:
             return [func(i) for i in items]
         log = self._log
+        n = len(items)
+        results: list[Any] = [None] * n
+        failed: list[tuple[int, Exception]] = []
+        lock = threading.Lock()
+        position = [0]
 
-        def run(item):
+        def take() -> int | None:
+            with lock:
+                if failed or position[0] >= n:
+                    return None
+                position[0] += 1
+                return position[0] - 1
+
+        def work() -> None:
             with _adopt(log):
-                connect._recorder.last = None
-                try:
-                    return func(item)
-                except Exception as e:
-                    # the shared log's last call may be another thread's: name the one that failed
-                    e.dbsec_call = getattr(connect._recorder, "last", None)
-                    raise
+                while (i := take()) is not None:
+                    connect._recorder.last = None
+                    try:
+                        results[i] = func(items[i])
+                    except Exception as e:
+                        # the shared log's last call may be another thread's: name the one that failed
+                        e.dbsec_call = getattr(connect._recorder, "last", None)
+                        with lock:
+                            failed.append((i, e))
 
-        with ThreadPoolExecutor(max_workers=min(self._runner.max_workers, len(items))) as pool:
-            return list(pool.map(run, items))
+        pool = self._runner._fan_out_pool(self._scope)
+        helpers = [pool.submit(work) for _ in range(min(self._runner.max_workers, n) - 1)]
+        work()
+        for h in helpers:
+            if not h.cancel():  # a helper that never started has nothing to finish
+                h.result()
+        if failed:
+            raise min(failed, key=lambda f: f[0])[1]
+        return results
 
 
 class AccountCredentialsMissing(Exception):
@@ -265,6 +293,7 @@ class Collector:
         self._shared_locks: dict[tuple, threading.Lock] = {}
         self._seeded_calls: dict[tuple, list[dict]] = {}  # seed(): calls not yet recorded in a section
         self._section_locks: dict[tuple[str, str], threading.Lock] = {}  # (scope, section) being collected
+        self._fan_out_pools: dict[str, ThreadPoolExecutor] = {}  # scope -> the helpers of its fan-outs
         # how an account section a workspace section needs (account_needs) is brought in when absent:
         # shared(scope, name, collect) must leave it in the inventory, calling collect() to read it. The
         # default reads it here; the pytest plugin, under xdist, takes it from the workers' shared cache.
@@ -287,6 +316,14 @@ class Collector:
                     throttle.limiter_for(host).bound(self.max_workers)
                 self._clients[scope] = client
             return self._clients[scope]
+
+    def _fan_out_pool(self, scope: str) -> ThreadPoolExecutor:
+        with self._lock:
+            pool = self._fan_out_pools.get(scope)
+            if pool is None:
+                pool = self._fan_out_pools[scope] = ThreadPoolExecutor(
+                    max_workers=self.max_workers, thread_name_prefix=f"dbsec-{scope}")
+            return pool
 
     def seed(self, key: tuple, value: Any, calls: list[dict]) -> None:
         """Data read before collection started -- the account's workspace list, read to plan an
