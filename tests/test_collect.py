@@ -286,3 +286,44 @@ def test_a_section_starts_when_its_own_needs_are_in_not_after_unrelated_slow_one
     finally:
         for n in (*names, "t_sched_other"):
             SECTIONS.pop(n, None)
+
+
+def test_fan_outs_nest_without_deadlock_keep_order_and_stop_after_a_failure():
+    """Fan-outs share one small helper pool per scope; a fan-out inside a fan-out must still finish
+    (the caller works its own items), results come back in item order, and after a failure no new item
+    starts and the first failing item's error is the section's."""
+    import threading
+
+    from pytest_dbsec.collect import SECTIONS, section
+
+    started: list[int] = []
+    lock = threading.Lock()
+
+    @section("t_fan_nested", "workspace")
+    def nested(client, ctx):
+        return ctx.fan_out(lambda i: ctx.fan_out(lambda j: (i, j), range(5)), range(12))
+
+    @section("t_fan_failing", "workspace")
+    def failing(client, ctx):
+        def item(i):
+            with lock:
+                started.append(i)
+            if i >= 3:
+                raise RuntimeError(f"item {i} broke")
+            return i
+        return ctx.fan_out(item, range(200))
+
+    try:
+        inv = Inventory()
+        inv.workspaces["ws1"] = Scope("ws1", "workspace")
+        collector = Collector(inv, {"ws1": Target("ws1", host="http://127.0.0.1:9", token="x")}, max_workers=2,
+                              client_factory=lambda t: object())
+        collector.ensure([("ws1", "t_fan_nested"), ("ws1", "t_fan_failing")])
+        sec = inv.workspaces["ws1"].section("t_fan_nested")
+        assert sec.status == "ok" and sec.data == [[(i, j) for j in range(5)] for i in range(12)]
+        bad = inv.workspaces["ws1"].section("t_fan_failing")
+        assert bad.status == "error" and "item 3 broke" in bad.error
+        assert len(started) < 10  # stopped early: not all 200 items were tried
+    finally:
+        SECTIONS.pop("t_fan_nested", None)
+        SECTIONS.pop("t_fan_failing", None)
