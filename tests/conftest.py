@@ -49,6 +49,22 @@ def profile(monkeypatch, tmp_path):
 
 
 @pytest.fixture
+def access_profiles(monkeypatch, tmp_path):
+    """Write a config file with a workspace profile ``ws1`` and an ``account`` profile for an emulator (as
+    ``dbsec access`` is usually run); return the command-line flags that select them."""
+
+    def make(emu, principal: str = "dbsec-auditor", account_principal: str | None = None) -> list[str]:
+        cfg = tmp_path / f"access-{len(list(tmp_path.glob('access-*')))}.databrickscfg"
+        cfg.write_text(f"[ws1]\nhost = {emu.workspace_url('ws1')}\ntoken = {emu.token_for(principal, 'ws1')}\n\n"
+                       f"[account]\nhost = {emu.account_url}\naccount_id = {emu.account_id}\n"
+                       f"token = {emu.token_for(account_principal or principal)}\n")
+        monkeypatch.setenv("DATABRICKS_CONFIG_FILE", str(cfg))
+        return ["--databricks-profile", "ws1", "--databricks-account-profile", "account"]
+
+    return make
+
+
+@pytest.fixture
 def emulator(databricks_emulator):
     """Start an emulator for a tenant dict or file (stopped after the test)."""
     return databricks_emulator

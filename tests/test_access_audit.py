@@ -36,16 +36,12 @@ EXPECTED = [
 
 
 @pytest.fixture
-def live(databricks_emulator, tenant, monkeypatch, tmp_path, capsys):
+def live(databricks_emulator, tenant, access_profiles, capsys):
     emu = databricks_emulator(tenant("audit_base"))
 
     def run(*args, who="auditor@corp.example.com"):
-        cfg = tmp_path / "databrickscfg"
-        cfg.write_text(f"[ws1]\nhost = {emu.workspace_url('ws1')}\ntoken = {emu.token_for(who, 'ws1')}\n\n"
-                       f"[account]\nhost = {emu.account_url}\naccount_id = {emu.account_id}\n"
-                       f"token = {emu.token_for('auditor@corp.example.com')}\n")
-        monkeypatch.setenv("DATABRICKS_CONFIG_FILE", str(cfg))
-        rc = main(["access", *args, "--databricks-profile", "ws1", "--databricks-account-profile", "account"])
+        profiles = access_profiles(emu, who, account_principal="auditor@corp.example.com")
+        rc = main(["access", *args, *profiles])
         out, err = capsys.readouterr()
         return rc, out, err
 

@@ -34,14 +34,10 @@ def tenant_emu(databricks_emulator):
 
 
 @pytest.fixture
-def live(tenant_emu, monkeypatch, tmp_path, capsys):
+def live(tenant_emu, access_profiles, capsys):
     """Run ``dbsec access`` against the emulator through profiles ws1 + account; (rc, stdout, stderr)."""
     emu = tenant_emu
-    cfg = tmp_path / "databrickscfg"
-    cfg.write_text(f"[ws1]\nhost = {emu.workspace_url('ws1')}\ntoken = {emu.token_for('dbsec-auditor', 'ws1')}\n\n"
-                   f"[account]\nhost = {emu.account_url}\naccount_id = {emu.account_id}\n"
-                   f"token = {emu.token_for('dbsec-auditor')}\n")
-    monkeypatch.setenv("DATABRICKS_CONFIG_FILE", str(cfg))
+    access_profiles(emu)
 
     def run(*args, account=True):
         profiles = ["--databricks-profile", "ws1"] + (["--databricks-account-profile", "account"] if account else [])

@@ -36,17 +36,12 @@ def _rename(node, old: str, new: str):
 
 
 @pytest.fixture
-def run(databricks_emulator, monkeypatch, tmp_path, capsys):
+def run(databricks_emulator, access_profiles, capsys):
     """``run(tenant, *args)`` -> (rc, stdout, stderr) of ``dbsec access`` through profiles ws1 + account."""
 
     def go(tenant: dict, *args):
         emu = databricks_emulator(tenant)
-        cfg = tmp_path / f"cfg-{len(list(tmp_path.iterdir()))}"
-        cfg.write_text(f"[ws1]\nhost = {emu.workspace_url('ws1')}\ntoken = {emu.token_for('dbsec-auditor', 'ws1')}\n\n"
-                       f"[account]\nhost = {emu.account_url}\naccount_id = {emu.account_id}\n"
-                       f"token = {emu.token_for('dbsec-auditor')}\n")
-        monkeypatch.setenv("DATABRICKS_CONFIG_FILE", str(cfg))
-        rc = main(["access", *args, "--databricks-profile", "ws1", "--databricks-account-profile", "account"])
+        rc = main(["access", *args, *access_profiles(emu)])
         out, err = capsys.readouterr()
         for secret in (emu.token_for("dbsec-auditor", "ws1"), emu.token_for("dbsec-auditor")):
             assert secret not in out  # no credential value on the page

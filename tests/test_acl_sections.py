@@ -58,14 +58,9 @@ def test_inc03_reads_every_object_type_and_errors_on_the_one_it_cannot_read(audi
     assert outcome_of(report, "INC-04")["outcome"] == "failed"  # tokens are still judged
 
 
-def test_access_with_object_types_reads_only_those_types(emulator, tenant, monkeypatch, tmp_path, capsys):
+def test_access_with_object_types_reads_only_those_types(emulator, tenant, access_profiles, capsys):
     emu = emulator(tenant("graph_base"))
-    cfg = tmp_path / "databrickscfg"
-    cfg.write_text(f"[ws1]\nhost = {emu.workspace_url('ws1')}\ntoken = {emu.token_for('dbsec-auditor', 'ws1')}\n\n"
-                   f"[account]\nhost = {emu.account_url}\naccount_id = {emu.account_id}\n"
-                   f"token = {emu.token_for('dbsec-auditor')}\n")
-    monkeypatch.setenv("DATABRICKS_CONFIG_FILE", str(cfg))
-    profiles = ["--databricks-profile", "ws1", "--databricks-account-profile", "account"]
+    profiles = access_profiles(emu)
 
     rc = main(["access", "--principal", "etl-sp", "--scan-workspace-objects", "--workspace-object-types", "jobs",
                "--output", "json", *profiles])

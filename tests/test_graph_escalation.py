@@ -219,17 +219,12 @@ def test_inc03_errors_when_the_tree_acls_were_denied(audit, tenant, emulator):
 # -- dbsec access ---------------------------------------------------------------------------------------
 
 
-def test_cli_reports_the_edges_and_reads_roles_only_for_escalation_checks(databricks_emulator, monkeypatch,
-                                                                          tmp_path, capsys):
+def test_cli_reports_the_edges_and_reads_roles_only_for_escalation_checks(databricks_emulator, access_profiles,
+                                                                          capsys):
     from pytest_dbsec.cli import main
 
     emu = databricks_emulator(base_tenant())
-    cfg = tmp_path / "databrickscfg"
-    cfg.write_text(f"[ws1]\nhost = {emu.workspace_url('ws1')}\ntoken = {emu.token_for('dbsec-auditor', 'ws1')}\n\n"
-                   f"[account]\nhost = {emu.account_url}\naccount_id = {emu.account_id}\n"
-                   f"token = {emu.token_for('dbsec-auditor')}\n")
-    monkeypatch.setenv("DATABRICKS_CONFIG_FILE", str(cfg))
-    profiles = ["--databricks-profile", "ws1", "--databricks-account-profile", "account"]
+    profiles = access_profiles(emu)
 
     rc = main(["access", "--principal", NORA, "--scan-workspace-objects", "--workspace-object-types",
                "notebooks,directories", "--escalation-check", "--output", "json", *profiles])
