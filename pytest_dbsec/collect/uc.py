@@ -115,6 +115,16 @@ def sql_path(ctx) -> bool:
     return ctx.options.get("uc_via") == "sql" and bool(ctx.options.get("warehouse_id"))
 
 
+def _sql_reader(w, ctx, assignment: dict):
+    """The SQL-warehouse reader (``uc_sql.py``) when the run reads UC through SQL and the warehouse can
+    read this workspace's metastore; None when the REST path runs."""
+    if not sql_path(ctx):
+        return None
+    from . import uc_sql  # imports this module
+
+    return uc_sql.reader(w, ctx, assignment)
+
+
 def empty_uc(assignment=None, read_via="rest") -> dict:
     return {"assignment": assignment, "metastore": None, "catalogs": [], "schemas": [], "tables": [],
             "external_locations": [], "storage_credentials": [], "grants": {}, "read_via": read_via}
@@ -128,12 +138,9 @@ def uc(w, ctx):
     if assignment is None:
         # no metastore assigned: a fact (UC-01 fails on it), not a read error
         return empty_uc()
-    if sql_path(ctx):
-        from . import uc_sql  # imports this module
-
-        reader = uc_sql.reader(w, ctx, assignment)
-        if reader is not None:
-            return reader.uc()
+    reader = _sql_reader(w, ctx, assignment)
+    if reader is not None:
+        return reader.uc()
     mid = assignment["metastore_id"]
     origin = share_origin(w, ctx, mid)
     summary_read = ctx.once(("uc summary", mid, origin),
@@ -367,12 +374,9 @@ def uc_column_tags(w, ctx):
     assignment = _assignment(w, ctx)
     if assignment is None:
         return {"assignment": None, "tags": {}, "vanished": [], "read_via": "rest"}
-    if sql_path(ctx):
-        from . import uc_sql  # imports this module
-
-        reader = uc_sql.reader(w, ctx, assignment)
-        if reader is not None:
-            return reader.column_tags()
+    reader = _sql_reader(w, ctx, assignment)
+    if reader is not None:
+        return reader.column_tags()
     mid = assignment["metastore_id"]
     origin = share_origin(w, ctx, mid)
     listing = _listing(w, ctx)
