@@ -15,10 +15,13 @@ as the ``requests`` transport adapter of the client's session (``install``):
   pauses for the ``Retry-After`` time, and from then on its requests are spaced at that rate, which
   grows by ``INCREASE_PER_S`` requests/s every second until the next 429. A route therefore runs just
   under its limit, and one 429 episode (all the requests already in flight) is one cut, not many.
-* **Paced routes first.** A route that has been rate limited is the scarce resource: every second
-  it waits for a slot behind unpaced requests is capacity the server gives and nobody uses. So a
-  paced request that is due takes the next free slot of the window before any unpaced one; the
-  unpaced requests fill the rest of the window.
+* **Paced routes first, then one route after another.** A route that has been rate limited is the
+  scarce resource: every second it waits for a slot behind unpaced requests is capacity the server
+  gives and nobody uses. So a paced request that is due takes the next free slot of the window before
+  any unpaced one. The unpaced requests fill the rest of the window route by route in turn, not in
+  the order they came: a fan-out of 10,000 column-tag reads must not fill the window while the grants
+  route -- rate limited, though nobody knows it before its first 429 -- sends a request now and then
+  and so finds its limit late. A freed slot is handed to the waiter it is for, so the others sleep on.
 * **Retry within a budget.** A 429 (or a 503 with ``Retry-After``) is retried here, not returned, so
   the SDK only sees it when the budget (the client's ``retry_timeout_seconds``) is spent. The SDK's
   own retry loop has the same deadline, so it then gives up at once with ``TimeoutError`` and the
@@ -80,6 +83,9 @@ class _Route:
         self.grown_at = 0.0  # monotonic time of the last increase
         self.recent: deque[float] = deque()  # completion times of successes since the last cut
         self.epoch = 0  # counts the cuts: a send time reserved before the last cut is void
+        self.waiting = 0  # unpaced requests waiting for a slot that has not been handed to them yet
+        self.handed = 0  # slots handed to this route's waiters and not yet taken
+        self.turn: threading.Condition | None = None  # where they wait (on the host's lock)
 
 
 class HostLimiter:
@@ -90,10 +96,12 @@ class HostLimiter:
     def __init__(self, max_in_flight: int = MAX_IN_FLIGHT):
         self.max_in_flight = max(1, max_in_flight)
         self._lock = threading.Lock()
-        # two queues for a free slot: requests of paced routes are woken first (see module doc)
+        # who gets a freed slot (see module doc): due requests of paced routes first, then the
+        # routes with unpaced requests waiting, one after another (insertion order = turn order)
         self._free_paced = threading.Condition(self._lock)
-        self._free_any = threading.Condition(self._lock)
         self._paced_waiting = 0
+        self._paced_handed = 0
+        self._turns: dict[str, _Route] = {}
         self._routes: dict[str, _Route] = {}
         self.in_flight = 0
         self.peak_in_flight = 0
@@ -103,14 +111,14 @@ class HostLimiter:
         r = self._routes.get(key)
         if r is None:
             r = self._routes[key] = _Route()
+            r.turn = threading.Condition(self._lock)
         return r
 
     def bound(self, max_in_flight: int) -> None:
         """Set the window (the run's ``dbsec_max_workers``)."""
         with self._lock:
             self.max_in_flight = max(1, max_in_flight)
-            self._free_paced.notify_all()
-            self._free_any.notify_all()
+            self._hand_over()
 
     def rate(self, path: str) -> float | None:
         """The current pace of a route (None = unpaced); for reports and tests."""
@@ -137,28 +145,53 @@ class HostLimiter:
                     start = max(start, r.next_at)
                     r.next_at = start + 1.0 / r.rate  # this request's slot is [start, next_at)
                 if start <= now:
-                    return self._take_slot(paced=r.rate is not None)
+                    return self._take_slot(key, r, paced=r.rate is not None)
             time.sleep(start - now)
             with self._lock:
                 if r.rate is not None and r.epoch == epoch and time.monotonic() >= r.paused_until:
-                    return self._take_slot(paced=True)
+                    return self._take_slot(key, r, paced=True)
             # unpaced (waited out a pause), or the route was cut or paused meanwhile: ask again
 
-    def _take_slot(self, paced: bool) -> float:
-        """With the lock held: wait for a free slot of the window (paced routes first) and take it."""
-        if paced:
+    def _take_slot(self, key: str, r: _Route, paced: bool) -> float:
+        """With the lock held: take a free slot of the window, or wait until one is handed over."""
+        # a slot is never free while someone waits for one (every release hands it over), so a free
+        # slot is this request's without jumping anyone's turn
+        if self.in_flight < self.max_in_flight:
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        elif paced:
             self._paced_waiting += 1
-            try:
-                while self.in_flight >= self.max_in_flight:
-                    self._free_paced.wait()
-            finally:
-                self._paced_waiting -= 1
+            while not self._paced_handed:
+                self._free_paced.wait()
+            self._paced_handed -= 1
         else:
-            while self.in_flight >= self.max_in_flight or self._paced_waiting:
-                self._free_any.wait()
-        self.in_flight += 1
-        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+            r.waiting += 1
+            self._turns.setdefault(key, r)
+            while not r.handed:
+                r.turn.wait()
+            r.handed -= 1
         return time.monotonic()
+
+    def _hand_over(self) -> None:
+        """With the lock held: give the free slots to waiting requests (counted as in flight from
+        here): due requests of paced routes first, then one per route in turn."""
+        while self.in_flight < self.max_in_flight:
+            if self._paced_waiting:
+                self._paced_waiting -= 1
+                self._paced_handed += 1
+                self._free_paced.notify()
+            elif self._turns:
+                key = next(iter(self._turns))
+                r = self._turns.pop(key)
+                r.waiting -= 1
+                r.handed += 1
+                r.turn.notify()
+                if r.waiting:
+                    self._turns[key] = r  # back of the line
+            else:
+                return
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
 
     def done(self, key: str, sent_at: float, status: int, retry_after: float | None) -> None:
         """Release the slot and adapt the route's pace to the answer."""
@@ -192,10 +225,7 @@ class HostLimiter:
                 if r.rate is not None:
                     r.rate += INCREASE_PER_S * (now - r.grown_at)
                     r.grown_at = now
-            if self._paced_waiting:
-                self._free_paced.notify()
-            else:
-                self._free_any.notify()
+            self._hand_over()
 
 
 _limiters: dict[str, HostLimiter] = {}

@@ -139,7 +139,7 @@ def test_a_paced_route_takes_the_next_free_slot_before_unpaced_requests():
 
     first = threading.Thread(target=ask, args=(unpaced,))
     first.start()
-    while not len(lim._free_any._waiters):  # the unpaced request is queued first
+    while lim._route(unpaced).waiting == 0:  # the unpaced request is queued first
         time.sleep(0.001)
     second = threading.Thread(target=ask, args=(paced,))
     second.start()
@@ -150,6 +150,42 @@ def test_a_paced_route_takes_the_next_free_slot_before_unpaced_requests():
     second.join(5)
     assert order == [paced, unpaced]
     assert lim.in_flight == 0
+
+
+def test_unpaced_routes_take_free_slots_in_turn_not_in_arrival_order():
+    """A big fan-out on one route must not fill the window while another route waits: with one slot
+    and three requests of route A queued before one of route B, B goes second, not last."""
+    import threading
+    import time
+
+    lim = throttle.HostLimiter(max_in_flight=1)
+    a, b = "/api/2.1/unity-catalog/entity-tag-assignments", "/api/2.1/unity-catalog/permissions"
+    holder = lim.wait_turn(a)
+    order: list[str] = []
+    release = threading.Event()
+
+    def ask(route):
+        sent = lim.wait_turn(route)
+        order.append(route)
+        release.wait(5)
+        lim.done(route, sent, 200, None)
+
+    threads = []
+    for route, queued in ((a, 1), (a, 2), (a, 3)):
+        threads.append(threading.Thread(target=ask, args=(route,)))
+        threads[-1].start()
+        while lim._route(a).waiting < queued:
+            time.sleep(0.001)
+    threads.append(threading.Thread(target=ask, args=(b,)))
+    threads[-1].start()
+    while lim._route(b).waiting == 0:
+        time.sleep(0.001)
+    release.set()
+    lim.done(a, holder, 200, None)
+    for t in threads:
+        t.join(5)
+    assert order == [a, b, a, a]
+    assert lim.in_flight == 0 and lim.peak_in_flight == 1
 
 
 def test_the_proxy_and_ca_environment_is_read_once_with_the_same_answer(monkeypatch):
