@@ -327,3 +327,47 @@ def test_fan_outs_nest_without_deadlock_keep_order_and_stop_after_a_failure():
     finally:
         SECTIONS.pop("t_fan_nested", None)
         SECTIONS.pop("t_fan_failing", None)
+
+
+def test_a_fan_out_started_late_gets_helpers_while_earlier_fan_outs_still_run():
+    """The scope's helpers take turns between fan-outs: fan-outs that started first (the 10,000
+    column tags) must not keep every helper until they are empty while a later one (the grants, on
+    the route that decides how long a run takes) is worked by its caller alone."""
+    import threading
+    import time
+
+    from pytest_dbsec.collect import Context
+    from pytest_dbsec.connect import CallLog
+
+    inv = Inventory()
+    inv.workspaces["ws1"] = Scope("ws1", "workspace")
+    collector = Collector(inv, {"ws1": Target("ws1", host="http://127.0.0.1:9", token="x")}, max_workers=2,
+                          client_factory=lambda t: object())
+    lock = threading.Lock()
+    early_done: list[int] = []
+    late_items: list[tuple[str, int]] = []  # (thread, how many early fan-outs had finished)
+
+    def early(k):
+        ctx = Context(collector, "ws1", CallLog(), f"early{k}")
+        ctx.fan_out(lambda i: time.sleep(0.01), range(60))
+        with lock:
+            early_done.append(k)
+
+    def late_item(i):
+        with lock:
+            late_items.append((threading.current_thread().name, len(early_done)))
+        time.sleep(0.01)
+
+    # max_workers 2: each fan-out has its caller and one helper from a pool of 4 threads, so five
+    # early fan-outs queue more helpers than the pool has threads
+    early_threads = [threading.Thread(target=early, args=(k,), name=f"early{k}") for k in range(5)]
+    for t in early_threads:
+        t.start()
+    time.sleep(0.05)
+    Context(collector, "ws1", CallLog(), "late").fan_out(late_item, range(30))
+    for t in early_threads:
+        t.join(10)
+    assert len(early_done) == 5
+    caller = threading.current_thread().name
+    by_helpers_meanwhile = [n for name, n in late_items if name != caller and n == 0]
+    assert by_helpers_meanwhile, late_items  # a helper worked the late fan-out before any early one ended

@@ -208,8 +208,11 @@ class Context:
         per scope (not a new pool per fan-out: a run has hundreds of fan-outs, and a thread per item and
         fan-out costs CPU in switching that the requests need). The caller always works too, so a
         fan-out never waits for a pool thread to be free, also when the pool's threads are themselves
-        inside fan-outs. After a failure no new item is started; the first failing item's error is
-        raised."""
+        inside fan-outs. A helper does one item and then queues up again behind the other fan-outs'
+        helpers, so the pool's threads go round every fan-out that has work: a fan-out that started
+        first (10,000 column tags) does not keep them all until it is empty while another (the grants
+        of a catalog, on the rate-limited route that decides how long the run takes) gets only its
+        caller. After a failure no new item is started; the first failing item's error is raised."""
         items = list(items)
         if len(items) <= 1 or self._runner.max_workers <= 1:
             return [func(i) for i in items]
@@ -218,33 +221,52 @@ class Context:
         results: list[Any] = [None] * n
         failed: list[tuple[int, Exception]] = []
         lock = threading.Lock()
-        position = [0]
+        all_done = threading.Condition(lock)
+        counts = {"started": 0, "finished": 0}
 
         def take() -> int | None:
             with lock:
-                if failed or position[0] >= n:
+                if failed or counts["started"] >= n:
                     return None
-                position[0] += 1
-                return position[0] - 1
+                counts["started"] += 1
+                return counts["started"] - 1
 
-        def work() -> None:
-            with _adopt(log):
-                while (i := take()) is not None:
-                    connect._recorder.last = None
-                    try:
-                        results[i] = func(items[i])
-                    except Exception as e:
-                        # the shared log's last call may be another thread's: name the one that failed
-                        e.dbsec_call = getattr(connect._recorder, "last", None)
-                        with lock:
-                            failed.append((i, e))
+        def run(i: int) -> None:
+            connect._recorder.last = None
+            try:
+                results[i] = func(items[i])
+            except Exception as e:
+                # the shared log's last call may be another thread's: name the one that failed
+                e.dbsec_call = getattr(connect._recorder, "last", None)
+                with lock:
+                    failed.append((i, e))
+            finally:
+                with lock:
+                    counts["finished"] += 1
+                    if counts["finished"] == counts["started"]:
+                        all_done.notify_all()
 
         pool = self._runner._fan_out_pool(self._scope)
-        helpers = [pool.submit(work) for _ in range(min(self._runner.max_workers, n) - 1)]
-        work()
-        for h in helpers:
-            if not h.cancel():  # a helper that never started has nothing to finish
-                h.result()
+
+        def helper() -> None:
+            i = take()
+            if i is None:
+                return
+            with _adopt(log):
+                run(i)
+            with lock:
+                more = not failed and counts["started"] < n
+            if more:
+                pool.submit(helper)  # back of the queue: the other fan-outs' helpers go first
+
+        for _ in range(min(self._runner.max_workers, n) - 1):
+            pool.submit(helper)
+        with _adopt(log):
+            while (i := take()) is not None:
+                run(i)
+        with lock:  # items the helpers started are finished before the results are read
+            while counts["finished"] < counts["started"]:
+                all_done.wait()
         if failed:
             raise min(failed, key=lambda f: f[0])[1]
         return results
@@ -321,8 +343,10 @@ class Collector:
         with self._lock:
             pool = self._fan_out_pools.get(scope)
             if pool is None:
+                # twice the window: the fan-outs running have helpers waiting for a slot when one
+                # frees, so the throttle's route-by-route turns have every route to choose from
                 pool = self._fan_out_pools[scope] = ThreadPoolExecutor(
-                    max_workers=self.max_workers, thread_name_prefix=f"dbsec-{scope}")
+                    max_workers=2 * self.max_workers, thread_name_prefix=f"dbsec-{scope}")
             return pool
 
     def seed(self, key: tuple, value: Any, calls: list[dict]) -> None:
