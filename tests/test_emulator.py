@@ -683,3 +683,25 @@ def test_stop_frees_the_ports():
             s.listen()
     with pytest.raises(RuntimeError):
         emu.account_url
+
+
+def test_a_client_that_resets_its_connection_leaves_no_traceback(capfd):
+    """A collector that exits drops its keep-alive connections; the emulator must not print a
+    traceback for each (the benchmarks' stderr was full of them)."""
+    import struct
+    import urllib.parse
+
+    emu = Emulator(MINIMAL_TENANT)
+    emu.start()
+    try:
+        url = urllib.parse.urlsplit(emu.workspaces[0]["url"])
+        sock = socket.create_connection((url.hostname, url.port))
+        sock.sendall(b"GET /api/2.0/clusters/li")  # half a request line, then a reset (RST, not FIN)
+        time.sleep(0.1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()
+        time.sleep(0.3)
+    finally:
+        emu.stop()
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "ConnectionResetError" not in err

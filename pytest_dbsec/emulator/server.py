@@ -165,6 +165,13 @@ class _Server(ThreadingHTTPServer):
             self.connections.discard(request)
         super().shutdown_request(request)
 
+    def handle_error(self, request, client_address):
+        # a client that exits drops its keep-alive connections (reset, broken pipe): that is how
+        # connections end, not an error worth a traceback on stderr
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            return
+        super().handle_error(request, client_address)
+
     def close_connections(self) -> None:
         # Keep-alive connections would otherwise keep serving after stop().
         with self.conn_lock:
