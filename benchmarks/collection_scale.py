@@ -279,8 +279,36 @@ def _serve(tenant: dict, latency_ms: int, rate: float, conn) -> None:
         statuses[str(r.status)] = statuses.get(str(r.status), 0) + 1
         per_target[r.target] = per_target.get(r.target, 0) + 1
     conn.send({"requests": len(emu.requests), "requests_by_host": per_target, "statuses": statuses, "peak_in_flight": dict(emu.peak_in_flight),
-               "cpu_s": round(time.process_time(), 1)})
+               "cpu_s": round(time.process_time(), 1), "timeline": _timeline(emu.requests)})
     emu.stop()
+
+
+def _timeline(requests, step_s: float = 10.0) -> dict:
+    """Per host and rate-limit route (``throttle.route_of``): when its requests ran and how fast, in
+    ``step_s`` buckets from the first request of the run. This is how a route that runs below its
+    limit, or starts late, shows (``--timeline``)."""
+    from pytest_dbsec.throttle import route_of
+
+    if not requests:
+        return {}
+    t0 = min(r.time for r in requests)
+    out: dict = {}
+    for r in requests:
+        t = r.time - t0
+        route = out.setdefault(r.target, {}).setdefault(route_of(r.path), {
+            "requests": 0, "answered_429": 0, "first_s": t, "last_s": t, "per_s_by_step": []})
+        route["requests"] += 1
+        route["answered_429"] += r.status == 429
+        route["first_s"], route["last_s"] = min(route["first_s"], t), max(route["last_s"], t)
+        steps = route["per_s_by_step"]
+        i = int(t // step_s)
+        steps.extend([0] * (i + 1 - len(steps)))
+        steps[i] += 1
+    for routes in out.values():
+        for route in routes.values():
+            route["first_s"], route["last_s"] = round(route["first_s"], 1), round(route["last_s"], 1)
+            route["per_s_by_step"] = [round(n / step_s) for n in route["per_s_by_step"]]
+    return {"step_s": step_s, "hosts": out}
 
 
 def _plan(info: dict) -> tuple[dict, dict]:
@@ -434,6 +462,8 @@ def main(argv=None) -> int:
     p.add_argument("--processes", type=int, default=1,
                    help="collector processes, the workspaces spread over them as pytest -n N does (default 1)")
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
+    p.add_argument("--timeline", action="store_true",
+                   help="also print, per host and route, when its requests ran and at what rate")
     args = p.parse_args(argv)
     res = run(args.scale, workspaces=args.workspaces, latency_ms=args.latency_ms, rate=args.rate, workers=args.workers, processes=args.processes,
               progress=lambda m: print(m, file=sys.stderr) if m.startswith("collected") else None)
@@ -452,6 +482,14 @@ def main(argv=None) -> int:
           f"(both processes share this machine's cores)")
     for e in res["section_errors"]:
         print(f"  {e}")
+    if args.timeline:
+        tl = res["emulator"]["timeline"]
+        print(f"timeline (requests/s per {tl['step_s']:g} s; routes with 100+ requests):")
+        for host, routes in sorted(tl["hosts"].items()):
+            for route, r in sorted(routes.items(), key=lambda kv: kv[1]["first_s"]):
+                if r["requests"] >= 100:
+                    print(f"  {host:8s} {route:48s} {r['requests']:6d} req {r['first_s']:6.1f}-{r['last_s']:6.1f} s "
+                          f"429x{r['answered_429']:<3d} {r['per_s_by_step']}")
     return 0 if not res["failed_sections"] else 1
 
 

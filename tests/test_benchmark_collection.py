@@ -24,6 +24,12 @@ def test_a_full_collection_makes_exactly_the_minimum_calls(monkeypatch):
     assert {"workspace/acls_jobs", "workspace/acls_clusters", "workspace/uc", "account/account_identities"} <= set(res["sections"])
     # the sections' call logs account for every request but the SDK's one host-metadata read per client
     assert res["calls_recorded_by_sections"] == res["calls"] - (2 + 1)
+    # the timeline accounts for every request the server saw, per host and rate-limit route
+    tl = res["emulator"]["timeline"]["hosts"]
+    assert {h: sum(r["requests"] for r in routes.values()) for h, routes in tl.items()} == res["calls_by_host"]
+    perms = tl["ws0"]["/api/2.0/permissions"]  # jobs and clusters (and the other ACL types) share it
+    assert perms["requests"] >= 10 + 4 and perms["answered_429"] == 0
+    assert perms["first_s"] <= perms["last_s"] and sum(perms["per_s_by_step"]) > 0
 
 
 def test_the_request_cost_benchmark_reads_through_the_recorded_client(monkeypatch):
