@@ -75,7 +75,7 @@ def route_of(path: str) -> str:
 class _Route:
     """Pacing state of one route on one host."""
 
-    def __init__(self) -> None:
+    def __init__(self, lock: threading.Lock) -> None:
         self.rate: float | None = None  # requests/s; None = not paced (no 429 seen yet)
         self.next_at = 0.0  # monotonic time of the next free slot
         self.paused_until = 0.0  # Retry-After
@@ -85,7 +85,7 @@ class _Route:
         self.epoch = 0  # counts the cuts: a send time reserved before the last cut is void
         self.waiting = 0  # unpaced requests waiting for a slot that has not been handed to them yet
         self.handed = 0  # slots handed to this route's waiters and not yet taken
-        self.turn: threading.Condition | None = None  # where they wait (on the host's lock)
+        self.turn = threading.Condition(lock)  # where they wait (on the host's lock)
 
 
 class HostLimiter:
@@ -110,8 +110,7 @@ class HostLimiter:
     def _route(self, key: str) -> _Route:
         r = self._routes.get(key)
         if r is None:
-            r = self._routes[key] = _Route()
-            r.turn = threading.Condition(self._lock)
+            r = self._routes[key] = _Route(self._lock)
         return r
 
     def bound(self, max_in_flight: int) -> None:
