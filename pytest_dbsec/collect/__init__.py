@@ -455,7 +455,7 @@ class Collector:
             self.shared_section(ACCOUNT, name, collect)
         return self.inventory.scope(ACCOUNT).section(name)
 
-    def _collect_one(self, scope: str, name: str) -> tuple[str, str]:
+    def _collect_one(self, scope: str, name: str) -> None:
         # one collection per (scope, section): a workspace section's account_needs may ask for a section
         # that ensure() is collecting at the same moment; the second asker waits and finds it done
         with self._lock:
@@ -463,7 +463,6 @@ class Collector:
         with lock:
             if self.inventory.scope(scope).section(name).status == "absent":
                 self._read_section(scope, name)
-        return scope, name
 
     def _read_section(self, scope: str, name: str) -> None:
         spec = SECTIONS[name]
