@@ -157,9 +157,7 @@ def uc(w, ctx):
              + [("storage_credential", x["name"], x) for x in credentials])
     reads = ctx.fan_out(lambda u: _unit_grants(w, ctx, mid, origin, u, listing), units)
     grants: dict[str, list] = {}
-    shared: dict[str, str] = {}
-    if summary_read["read_from"] != ctx.scope:
-        shared["metastore"] = summary_read["read_from"]
+    shared: dict[str, str] = _from(ctx, summary_read)
     for (kind, name, _), read in zip(units, reads):
         grants.update(read["grants"])
         part = "metastore" if kind != "catalog" else f"catalog/{name}"
