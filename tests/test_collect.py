@@ -371,3 +371,51 @@ def test_a_fan_out_started_late_gets_helpers_while_earlier_fan_outs_still_run():
     caller = threading.current_thread().name
     by_helpers_meanwhile = [n for name, n in late_items if name != caller and n == 0]
     assert by_helpers_meanwhile, late_items  # a helper worked the late fan-out before any early one ended
+
+
+def test_helpers_take_turns_by_section_not_by_fan_out():
+    """A section that reads in many fan-outs at once (the grants or column tags of several catalogs)
+    must not take most of the scope's helpers from a section that reads in one (the permissions of
+    every job, on a rate-limited route of its own): the helpers go round the sections."""
+    import threading
+    import time
+
+    from pytest_dbsec.collect import Context
+    from pytest_dbsec.connect import CallLog
+
+    inv = Inventory()
+    inv.workspaces["ws1"] = Scope("ws1", "workspace")
+    # max_workers 4: a pool of 8 helpers; each fan-out has its caller and up to 3 helpers queued
+    collector = Collector(inv, {"ws1": Target("ws1", host="http://127.0.0.1:9", token="x")}, max_workers=4,
+                          client_factory=lambda t: object())
+    lock = threading.Lock()
+    by_helper = {"many": 0, "one": 0}  # items worked by helpers while both sections had work
+    both_running = threading.Event()
+    finished = threading.Event()
+
+    def item(section):
+        def work(_):
+            if threading.current_thread().name.startswith("dbsec-ws1") and both_running.is_set() \
+                    and not finished.is_set():
+                with lock:
+                    by_helper[section] += 1
+            time.sleep(0.005)
+        return work
+
+    def many():  # six nested fan-outs at once
+        ctx = Context(collector, "ws1", CallLog(), "many")
+        ctx.fan_out(lambda c: ctx.fan_out(item("many"), range(150)), range(6))
+        finished.set()
+
+    t = threading.Thread(target=many)
+    t.start()
+    time.sleep(0.05)
+    both_running.set()
+    Context(collector, "ws1", CallLog(), "one").fan_out(item("one"), range(200))
+    finished.set()
+    t.join(30)
+    total = by_helper["many"] + by_helper["one"]
+    assert total > 50, by_helper
+    # turns by fan-out: "one" gets its share of ~20 queued helpers (measured 17%); by section, about
+    # half of the pool threads that are not working "many"'s inner fan-outs as their callers (~29%)
+    assert by_helper["one"] / total > 0.23, by_helper

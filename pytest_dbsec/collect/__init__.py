@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 import threading
+from collections import deque
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -208,11 +209,13 @@ class Context:
         per scope (not a new pool per fan-out: a run has hundreds of fan-outs, and a thread per item and
         fan-out costs CPU in switching that the requests need). The caller always works too, so a
         fan-out never waits for a pool thread to be free, also when the pool's threads are themselves
-        inside fan-outs. A helper does one item and then queues up again behind the other fan-outs'
-        helpers, so the pool's threads go round every fan-out that has work: a fan-out that started
-        first (10,000 column tags) does not keep them all until it is empty while another (the grants
-        of a catalog, on the rate-limited route that decides how long the run takes) gets only its
-        caller. After a failure no new item is started; the first failing item's error is raised."""
+        inside fan-outs. A helper does one item and then queues up again, and the pool serves the
+        sections in turn (``_Helpers``), so its threads go round every section and fan-out that has
+        work: a fan-out that started first (10,000 column tags) does not keep them all until it is
+        empty while another (the grants of a catalog, on the rate-limited route that decides how long
+        the run takes) gets only its caller, and a section with one fan-out (the permissions of every
+        job) gets as many turns as one with a fan-out per catalog. After a failure no new item is
+        started; the first failing item's error is raised."""
         items = list(items)
         if len(items) <= 1 or self._runner.max_workers <= 1:
             return [func(i) for i in items]
@@ -257,10 +260,11 @@ class Context:
             with lock:
                 more = not failed and counts["started"] < n
             if more:
-                pool.submit(helper)  # back of the queue: the other fan-outs' helpers go first
+                pool.submit(section, helper)  # back of the queue: the others' helpers go first
 
+        section = self._section or ""
         for _ in range(min(self._runner.max_workers, n) - 1):
-            pool.submit(helper)
+            pool.submit(section, helper)
         with _adopt(log):
             while (i := take()) is not None:
                 run(i)
@@ -270,6 +274,56 @@ class Context:
         if failed:
             raise min(failed, key=lambda f: f[0])[1]
         return results
+
+
+class _Helpers:
+    """The helper threads of one scope's fan-outs (``Context.fan_out``), taking work section by section.
+
+    Turns go round the sections, not the fan-outs: a section that reads in many nested fan-outs at
+    once (the grants and the column tags, one fan-out per catalog) must not get five times the helpers
+    of one that reads in a single fan-out (the permissions of 5,000 jobs, on a rate-limited route of
+    its own) -- each route should have requests waiting when the throttle's window hands out a slot.
+    Within a section its fan-outs' helpers queue in the order they came. Threads are started on demand
+    up to ``size`` and then stay for the collector's life (daemons, like a thread pool's)."""
+
+    def __init__(self, size: int, name: str):
+        self._size, self._name = max(1, size), name
+        self._lock = threading.Lock()
+        self._work = threading.Condition(self._lock)
+        self._queues: dict[str, deque] = {}  # section -> its queued helpers; insertion order = turn order
+        self._threads = 0
+        self._idle = 0  # threads waiting for work and not yet woken
+
+    def submit(self, section: str, fn: Callable[[], None]) -> None:
+        with self._lock:
+            q = self._queues.get(section)
+            if q is None:
+                q = self._queues[section] = deque()
+            q.append(fn)
+            if self._idle:
+                self._idle -= 1
+                self._work.notify()
+            elif self._threads < self._size:
+                self._threads += 1
+                threading.Thread(target=self._serve, name=f"{self._name}_{self._threads - 1}", daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            with self._lock:
+                while not self._queues:
+                    self._idle += 1
+                    self._work.wait()  # the submit that wakes this thread counted it as busy
+                section = next(iter(self._queues))
+                q = self._queues.pop(section)
+                fn = q.popleft()
+                if q:
+                    self._queues[section] = q  # back of the line: the next section's turn
+            try:
+                fn()  # a helper records its item's failure itself (fan_out's run)
+            except BaseException:
+                with self._lock:  # a bug, reported by threading's excepthook: the next submit starts a thread
+                    self._threads -= 1
+                raise
 
 
 class AccountCredentialsMissing(Exception):
@@ -315,7 +369,7 @@ class Collector:
         self._shared_locks: dict[tuple, threading.Lock] = {}
         self._seeded_calls: dict[tuple, list[dict]] = {}  # seed(): calls not yet recorded in a section
         self._section_locks: dict[tuple[str, str], threading.Lock] = {}  # (scope, section) being collected
-        self._fan_out_pools: dict[str, ThreadPoolExecutor] = {}  # scope -> the helpers of its fan-outs
+        self._fan_out_pools: dict[str, _Helpers] = {}  # scope -> the helpers of its fan-outs
         # how an account section a workspace section needs (account_needs) is brought in when absent:
         # shared(scope, name, collect) must leave it in the inventory, calling collect() to read it. The
         # default reads it here; the pytest plugin, under xdist, takes it from the workers' shared cache.
@@ -339,14 +393,13 @@ class Collector:
                 self._clients[scope] = client
             return self._clients[scope]
 
-    def _fan_out_pool(self, scope: str) -> ThreadPoolExecutor:
+    def _fan_out_pool(self, scope: str) -> "_Helpers":
         with self._lock:
             pool = self._fan_out_pools.get(scope)
             if pool is None:
                 # twice the window: the fan-outs running have helpers waiting for a slot when one
                 # frees, so the throttle's route-by-route turns have every route to choose from
-                pool = self._fan_out_pools[scope] = ThreadPoolExecutor(
-                    max_workers=2 * self.max_workers, thread_name_prefix=f"dbsec-{scope}")
+                pool = self._fan_out_pools[scope] = _Helpers(2 * self.max_workers, f"dbsec-{scope}")
             return pool
 
     def seed(self, key: tuple, value: Any, calls: list[dict]) -> None:
