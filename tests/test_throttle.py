@@ -205,3 +205,7 @@ def test_the_proxy_and_ca_environment_is_read_once_with_the_same_answer(monkeypa
         # what a request to the host now gets is what requests computed from the environment
         frozen = session.merge_environment_settings(host + "/api/2.0/x", {}, None, None, None)
         assert frozen == per_request
+        # nothing to merge is None (requests skips its costly merge), and a request keeps its own query
+        assert session.params is None and (session.proxies is None) is not proxied
+        prepared = session.prepare_request(requests.Request("GET", host + "/api/2.0/x", params={"page_token": "t1"}))
+        assert prepared.url == host + "/api/2.0/x?page_token=t1"
