@@ -250,6 +250,7 @@ class Context:
                         all_done.notify_all()
 
         pool = self._runner._fan_out_pool(self._scope)
+        section = self._section or ""  # the pool's turns go round sections (_Helpers)
 
         def helper() -> None:
             i = take()
@@ -262,7 +263,6 @@ class Context:
             if more:
                 pool.submit(section, helper)  # back of the queue: the others' helpers go first
 
-        section = self._section or ""
         for _ in range(min(self._runner.max_workers, n) - 1):
             pool.submit(section, helper)
         with _adopt(log):
