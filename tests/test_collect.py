@@ -419,3 +419,88 @@ def test_helpers_take_turns_by_section_not_by_fan_out():
     # turns by fan-out: "one" gets its share of ~20 queued helpers (measured 17%); by section, about
     # half of the pool threads that are not working "many"'s inner fan-outs as their callers (~29%)
     assert by_helper["one"] / total > 0.23, by_helper
+
+
+def test_helper_threads_end_when_idle_and_start_again_for_new_work():
+    """A process that makes many collectors must not keep every one's helper threads: they end after
+    their idle timeout, and work submitted later still runs on new ones."""
+    import threading
+    import time
+
+    from pytest_dbsec.collect import _Helpers
+
+    pool = _Helpers(4, "idle-test", idle_timeout=0.05)
+    done = threading.Semaphore(0)
+
+    def live():
+        return [t for t in threading.enumerate() if t.name.startswith("idle-test_")]
+
+    for round_ in range(2):
+        for _ in range(8):
+            pool.submit("s", lambda: (time.sleep(0.01), done.release()))
+        for _ in range(8):
+            assert done.acquire(timeout=10), f"round {round_}: a submitted helper never ran"
+        assert 1 <= len(live()) <= 4
+        deadline = time.monotonic() + 10
+        while live() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert live() == [], f"round {round_}: idle threads did not end"
+
+
+def _wait_until(cond, what):
+    import time
+
+    deadline = time.monotonic() + 10
+    while not cond():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.005)
+
+
+def test_helpers_never_strand_work_when_a_thread_times_out_as_it_arrives():
+    """The subtle case: an idle thread's wait times out just as a submit notifies it, so the wait says
+    "timed out" although the submit counted on that thread. It must still take the work before it
+    ends. Made certain here by a wait that always says it timed out."""
+    import threading
+
+    from pytest_dbsec.collect import _Helpers
+
+    pool = _Helpers(4, "race-test", idle_timeout=5)
+    real_wait = pool._work.wait
+    pool._work.wait = lambda timeout=None: (real_wait(timeout), False)[1]
+    ran = threading.Semaphore(0)
+    pool.submit("s", ran.release)
+    assert ran.acquire(timeout=10)
+    _wait_until(lambda: pool._idle == 1, "the thread did not go idle")
+    pool.submit("s", ran.release)  # one idle thread: it is woken, no new thread is started
+    assert ran.acquire(timeout=10), "work stranded: the woken thread ended without taking it"
+
+
+def test_helpers_start_a_thread_for_work_an_idle_thread_cannot_take_yet():
+    """Two helpers submitted at once with one idle thread: the second needs a new thread, although a
+    thread is still counted idle (woken, not yet running) when it is submitted."""
+    import threading
+    import time
+
+    from pytest_dbsec.collect import _Helpers
+
+    pool = _Helpers(4, "pair-test", idle_timeout=5)
+    ran = threading.Semaphore(0)
+    pool.submit("s", ran.release)
+    assert ran.acquire(timeout=10)
+    _wait_until(lambda: pool._idle == 1, "the thread did not go idle")
+    real_wait = pool._work.wait
+
+    def slow_to_wake(timeout=None):  # woken, but slow to get going: still counted idle for a while
+        notified = real_wait(timeout)
+        pool._lock.release()
+        time.sleep(0.2)
+        pool._lock.acquire()
+        return notified
+
+    pool._work.wait = slow_to_wake
+    both = threading.Barrier(2, timeout=10)
+    met = []
+    for _ in range(2):  # each needs the other running at the same time
+        pool.submit("s", lambda: met.append(both.wait()))
+    _wait_until(lambda: len(met) == 2 or both.broken, "the helpers did not finish")
+    assert not both.broken, "the second helper had no thread of its own"

@@ -284,15 +284,18 @@ class _Helpers:
     of one that reads in a single fan-out (the permissions of 5,000 jobs, on a rate-limited route of
     its own) -- each route should have requests waiting when the throttle's window hands out a slot.
     Within a section its fan-outs' helpers queue in the order they came. Threads are started on demand
-    up to ``size`` and then stay for the collector's life (daemons, like a thread pool's)."""
+    up to ``size`` and end after ``idle_timeout`` seconds without work, so a process that makes many
+    collectors (our test suite, a long-lived service) does not keep every one's threads."""
 
-    def __init__(self, size: int, name: str):
-        self._size, self._name = max(1, size), name
+    def __init__(self, size: int, name: str, idle_timeout: float = 5.0):
+        self._size, self._name, self._idle_timeout = max(1, size), name, idle_timeout
         self._lock = threading.Lock()
         self._work = threading.Condition(self._lock)
         self._queues: dict[str, deque] = {}  # section -> its queued helpers; insertion order = turn order
-        self._threads = 0
-        self._idle = 0  # threads waiting for work and not yet woken
+        self._queued = 0  # helpers in all queues
+        self._threads = 0  # started and not ended
+        self._idle = 0  # threads in _serve's wait
+        self._started = 0  # for thread names only
 
     def submit(self, section: str, fn: Callable[[], None]) -> None:
         with self._lock:
@@ -300,22 +303,31 @@ class _Helpers:
             if q is None:
                 q = self._queues[section] = deque()
             q.append(fn)
+            self._queued += 1
+            # Every queued helper needs a thread that will look at the queue: an idle one (woken here)
+            # or a new one. Counted from the queue, not from who was woken: a thread whose wait timed
+            # out just as it was notified still sees the queue before it decides to end.
             if self._idle:
-                self._idle -= 1
                 self._work.notify()
-            elif self._threads < self._size:
+            if self._queued > self._idle and self._threads < self._size:
                 self._threads += 1
-                threading.Thread(target=self._serve, name=f"{self._name}_{self._threads - 1}", daemon=True).start()
+                self._started += 1
+                threading.Thread(target=self._serve, name=f"{self._name}_{self._started - 1}", daemon=True).start()
 
     def _serve(self) -> None:
         while True:
             with self._lock:
                 while not self._queues:
                     self._idle += 1
-                    self._work.wait()  # the submit that wakes this thread counted it as busy
+                    notified = self._work.wait(self._idle_timeout)
+                    self._idle -= 1
+                    if not notified and not self._queues:  # safe to end: nothing queued needs this thread
+                        self._threads -= 1
+                        return
                 section = next(iter(self._queues))
                 q = self._queues.pop(section)
                 fn = q.popleft()
+                self._queued -= 1
                 if q:
                     self._queues[section] = q  # back of the line: the next section's turn
             try:
