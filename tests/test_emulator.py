@@ -705,3 +705,57 @@ def test_a_client_that_resets_its_connection_leaves_no_traceback(capfd):
         emu.stop()
     err = capfd.readouterr().err
     assert "Traceback" not in err and "ConnectionResetError" not in err
+
+
+def _raw_exchange(emu, data: bytes, *, wait_close: bool = False) -> bytes:
+    """Send raw bytes to the emulator's workspace listener; what came back within a short while."""
+    import urllib.parse
+
+    url = urllib.parse.urlsplit(emu.workspaces[0]["url"])
+    with socket.create_connection((url.hostname, url.port), timeout=5) as sock:
+        sock.sendall(data)
+        got = b""
+        sock.settimeout(5 if wait_close else 0.5)
+        try:
+            while chunk := sock.recv(65536):
+                got += chunk
+        except socket.timeout:
+            pass
+    return got
+
+
+def test_http_requests_are_parsed_as_http_server_would(fresh):
+    """The emulator reads request lines and headers itself (http.server's parser is slow); it must
+    still behave like an HTTP/1.1 server: names case-insensitive, keep-alive by default, the same
+    limits and errors, and a complete, well-formed answer in one piece."""
+    token = fresh.token_for(AUDITOR, "prod")
+    me = (f"GET /api/2.0/preview/scim/v2/Me HTTP/1.1\r\nHost: x\r\nauthorization:  Bearer {token}\r\n"
+          "X-Folded: a\r\n b\r\n\r\n").encode()
+    two = _raw_exchange(fresh, me + me)  # keep-alive: both answered on one connection
+    assert two.count(b"HTTP/1.1 200 OK\r\n") == 2, two[:300]
+    head, _, rest = two.partition(b"\r\n\r\n")
+    headers = dict(line.split(": ", 1) for line in head.decode().split("\r\n")[1:])
+    body = rest[: int(headers["Content-Length"])]
+    assert json.loads(body)["userName"] == AUDITOR
+    assert headers["Content-Type"] == "application/json" and headers["Date"].endswith(" GMT")
+    assert headers["X-Databricks-Org-Id"] == str(fresh.workspaces[0]["id"])
+
+    closed = _raw_exchange(fresh, me.replace(b"Host: x", b"Connection: close") + me, wait_close=True)
+    assert closed.count(b"HTTP/1.1 200") == 1  # answered, then closed: the second request is not read
+
+    head_only = _raw_exchange(fresh, me.replace(b"GET", b"HEAD", 1))
+    assert head_only.startswith(b"HTTP/1.1 ") and head_only.endswith(b"\r\n\r\n")  # no body
+
+    cont = _raw_exchange(fresh, b"POST /api/2.0/clusters/list HTTP/1.1\r\nExpect: 100-continue\r\n"
+                                b"Content-Length: 2\r\n\r\n{}")
+    assert cont.startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    assert _raw_exchange(fresh, b"GET /x\r\n\r\n", wait_close=True).startswith(b"HTTP/1.1 400 ")
+    assert _raw_exchange(fresh, b"GET /x HTTP/2.0\r\n\r\n", wait_close=True).startswith(b"HTTP/1.1 505 ")
+    assert _raw_exchange(fresh, b"GET /x HTTP/1.1\r\nno colon here\r\n\r\n", wait_close=True).startswith(b"HTTP/1.1 400 ")
+    many = b"GET /x HTTP/1.1\r\n" + b"".join(b"X-H%d: v\r\n" % i for i in range(101)) + b"\r\n"
+    assert _raw_exchange(fresh, many, wait_close=True).startswith(b"HTTP/1.1 431 ")
+    long_line = b"GET /x HTTP/1.1\r\nX-Long: " + b"a" * 70000 + b"\r\n\r\n"
+    assert _raw_exchange(fresh, long_line, wait_close=True).startswith(b"HTTP/1.1 431 ")
+    # the well-formed requests above were logged with their principal; the malformed ones never reached a route
+    assert [r.principal for r in fresh.requests if r.path == "/api/2.0/preview/scim/v2/Me"] == [AUDITOR] * 4
