@@ -759,3 +759,28 @@ def test_http_requests_are_parsed_as_http_server_would(fresh):
     assert _raw_exchange(fresh, long_line, wait_close=True).startswith(b"HTTP/1.1 431 ")
     # the well-formed requests above were logged with their principal; the malformed ones never reached a route
     assert [r.principal for r in fresh.requests if r.path == "/api/2.0/preview/scim/v2/Me"] == [AUDITOR] * 4
+
+
+def test_uc_list_pages_render_only_their_own_items(demo_tenant, monkeypatch):
+    """A schema of 10,000 tables is listed 50 at a time; rendering every table for every page made
+    the emulator, not the client, the bottleneck of the collection benchmark."""
+    from pytest_dbsec.emulator import routes_uc
+
+    tenant = copy.deepcopy(demo_tenant)
+    catalog = tenant["account"]["metastores"][0]["catalogs"][0]
+    schema = catalog["schemas"][0]
+    schema["tables"] = [{"name": f"t{i:03}", "owner": schema.get("owner") or catalog["owner"],
+                         "columns": [{"name": "id", "type_name": "LONG"}]} for i in range(120)]
+    rendered = []
+    real = routes_uc._table
+    monkeypatch.setattr(routes_uc, "_table", lambda *a, **k: rendered.append(a[4]["name"]) or real(*a, **k))
+    emu = Emulator(tenant).start()
+    try:
+        w = ws_client(emu, "prod")
+        names = [t.name for t in w.tables.list(catalog_name=catalog["name"], schema_name=schema["name"], max_results=50)]
+        paged = [r for r in emu.requests if r.path == "/api/2.1/unity-catalog/tables"]
+    finally:
+        emu.stop()
+    assert names == [f"t{i:03}" for i in range(120)]
+    assert len(paged) == 3  # 50 + 50 + 20
+    assert sorted(rendered) == names  # each table rendered once, on its own page

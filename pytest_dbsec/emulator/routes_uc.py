@@ -208,7 +208,7 @@ def system_schemas(ctx: Ctx):
 @route(f"{UC}/catalogs")
 def catalogs_list(ctx: Ctx):
     m = _metastore(ctx)
-    return uc_paged(ctx, [_catalog(ctx, m, c) for c in _visible_catalogs(ctx, m)], "catalogs")
+    return uc_paged(ctx, _visible_catalogs(ctx, m), "catalogs", lambda c: _catalog(ctx, m, c))
 
 
 @route(f"{UC}/catalogs/{{name}}")
@@ -221,7 +221,7 @@ def catalogs_get(ctx: Ctx):
 def schemas_list(ctx: Ctx):
     m = _metastore(ctx)
     c = _find_catalog(ctx, m, ctx.require("catalog_name"))
-    return uc_paged(ctx, [_schema(ctx, m, c, s) for s in c.get("schemas") or []], "schemas")
+    return uc_paged(ctx, c.get("schemas") or [], "schemas", lambda s: _schema(ctx, m, c, s))
 
 
 @route(f"{UC}/schemas/{{full_name}}")
@@ -236,7 +236,7 @@ def tables_list(ctx: Ctx):
     m = _metastore(ctx)
     c, s = _find_schema(ctx, m, f"{ctx.require('catalog_name')}.{ctx.require('schema_name')}")
     omit = ctx.qbool("omit_columns")
-    return uc_paged(ctx, [_table(ctx, m, c, s, t, omit) for t in s.get("tables") or []], "tables")
+    return uc_paged(ctx, s.get("tables") or [], "tables", lambda t: _table(ctx, m, c, s, t, omit))
 
 
 @route(f"{UC}/tables/{{full_name}}")
