@@ -27,6 +27,7 @@ import json
 import math
 import multiprocessing
 import posixpath
+import statistics
 import sys
 import time
 from collections import Counter
@@ -449,6 +450,7 @@ def run(scale: float, *, workspaces: int = WORKSPACES, latency_ms: int = 50, rat
         "wall_s": round(wall, 2), "bound_s": round(max(bound.values()), 2),
         "bound_at_minimum_s": round(max(bound_min.values()), 2), "bound_by_host_s": {h: round(b, 2) for h, b in bound.items()},
         "setup_s": round(setup_s, 1), "emulator": served, "collector_cpu_s": round(cpu, 1),
+        "collector_cpu_by_process_s": [round(r["cpu_s"], 1) for r in results],
     }
 
 
@@ -464,12 +466,33 @@ def main(argv=None) -> int:
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
     p.add_argument("--timeline", action="store_true",
                    help="also print, per host and route, when its requests ran and at what rate")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="run N times and report the median wall ratio too (this machine's speed drifts; default 1)")
     args = p.parse_args(argv)
-    res = run(args.scale, workspaces=args.workspaces, latency_ms=args.latency_ms, rate=args.rate, workers=args.workers, processes=args.processes,
-              progress=lambda m: print(m, file=sys.stderr) if m.startswith("collected") else None)
+    results = []
+    for i in range(max(1, args.repeat)):
+        if args.repeat > 1:
+            print(f"run {i + 1} of {args.repeat}", file=sys.stderr)
+        results.append(run(args.scale, workspaces=args.workspaces, latency_ms=args.latency_ms, rate=args.rate,
+                            workers=args.workers, processes=args.processes,
+                            progress=lambda m: print(m, file=sys.stderr) if m.startswith("collected") else None))
+    ratios = [r["wall_s"] / r["bound_s"] for r in results]
+    median = statistics.median(ratios)
     if args.json:
-        print(json.dumps(res, indent=1))
-        return 0
+        print(json.dumps(results[0] if len(results) == 1 else
+                         {"runs": results, "wall_ratios": [round(x, 3) for x in ratios],
+                          "median_wall_ratio": round(median, 3)}, indent=1))
+        return 0 if not any(r["failed_sections"] for r in results) else 1
+    for i, res in enumerate(results):
+        if len(results) > 1:
+            print(f"-- run {i + 1} of {len(results)}")
+        _print_run(res, timeline=args.timeline)
+    if len(results) > 1:
+        print(f"wall / bound over {len(results)} runs: {', '.join(f'{x:.2f}x' for x in ratios)}; median {median:.2f}x")
+    return 0 if not any(r["failed_sections"] for r in results) else 1
+
+
+def _print_run(res: dict, *, timeline: bool) -> None:
     ratio_calls = res["calls"] / res["calls_minimum"]
     ratio_wall = res["wall_s"] / res["bound_s"]
     print(f"tenant (scale {res['scale']}): {res['objects']}")
@@ -478,11 +501,12 @@ def main(argv=None) -> int:
     print(f"wall: {res['wall_s']} s, bound {res['bound_s']} s -> {ratio_wall:.2f}x "
           f"(bound at the minimum calls: {res['bound_at_minimum_s']} s)")
     print(f"failed sections: {res['failed_sections']}; peak in flight per host: {res['emulator']['peak_in_flight']}")
-    print(f"CPU: collector {res['collector_cpu_s']} s in {res['collector_processes']} process(es), emulator {res['emulator']['cpu_s']} s "
-          f"(both processes share this machine's cores)")
+    per_process = " + ".join(f"{c} s" for c in res["collector_cpu_by_process_s"])
+    print(f"CPU: collector {res['collector_cpu_s']} s in {res['collector_processes']} process(es) ({per_process}), "
+          f"emulator {res['emulator']['cpu_s']} s (both share this machine's cores)")
     for e in res["section_errors"]:
         print(f"  {e}")
-    if args.timeline:
+    if timeline:
         tl = res["emulator"]["timeline"]
         print(f"timeline (requests/s per {tl['step_s']:g} s; routes with 100+ requests):")
         for host, routes in sorted(tl["hosts"].items()):
@@ -490,8 +514,6 @@ def main(argv=None) -> int:
                 if r["requests"] >= 100:
                     print(f"  {host:8s} {route:48s} {r['requests']:6d} req {r['first_s']:6.1f}-{r['last_s']:6.1f} s "
                           f"429x{r['answered_429']:<3d} {r['per_s_by_step']}")
-    return 0 if not res["failed_sections"] else 1
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -32,6 +32,22 @@ def test_a_full_collection_makes_exactly_the_minimum_calls(monkeypatch):
     assert perms["first_s"] <= perms["last_s"] and sum(perms["per_s_by_step"]) > 0
 
 
+def test_repeated_runs_report_each_and_the_median(monkeypatch, capsys):
+    """``--repeat N``: this machine's speed drifts, so results are a median of several runs."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import collection_scale
+
+    rc = collection_scale.main(["--scale", "0.002", "--workspaces", "1", "--latency-ms", "5", "--rate", "100000",
+                                "--workers", "4", "--processes", "1", "--repeat", "3"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    ratios = [float(line.split("-> ")[1].split("x")[0]) for line in out.splitlines() if line.startswith("wall: ")]
+    assert len(ratios) == 3 and out.count("-- run ") == 3
+    last = out.strip().splitlines()[-1]
+    assert last.startswith("wall / bound over 3 runs: ") and last.endswith(f"median {sorted(ratios)[1]:.2f}x")
+    assert "CPU: collector" in out and "process(es) (" in out  # CPU per collector process
+
+
 def test_the_request_cost_benchmark_reads_through_the_recorded_client(monkeypatch):
     monkeypatch.syspath_prepend(str(BENCHMARKS))
     import request_cost
