@@ -385,9 +385,14 @@ def test_helpers_take_turns_by_section_not_by_fan_out():
 
     inv = Inventory()
     inv.workspaces["ws1"] = Scope("ws1", "workspace")
-    # max_workers 4: a pool of 8 helpers; each fan-out has its caller and up to 3 helpers queued
+    # max_workers 4: each fan-out has its caller and up to 3 helpers queued; a pool of 8 helpers (twice
+    # the collector's own) so that some are left over when "many"'s nested fan-outs hold their callers:
+    # this test is about whose turn it is, not how many threads there are
+    from pytest_dbsec.collect import _Helpers
+
     collector = Collector(inv, {"ws1": Target("ws1", host="http://127.0.0.1:9", token="x")}, max_workers=4,
                           client_factory=lambda t: object())
+    collector._fan_out_pools["ws1"] = _Helpers(8, "dbsec-ws1")
     lock = threading.Lock()
     by_helper = {"many": 0, "one": 0}  # items worked by helpers while both sections had work
     both_running = threading.Event()

@@ -409,9 +409,12 @@ class Collector:
         with self._lock:
             pool = self._fan_out_pools.get(scope)
             if pool is None:
-                # twice the window: the fan-outs running have helpers waiting for a slot when one
-                # frees, so the throttle's route-by-route turns have every route to choose from
-                pool = self._fan_out_pools[scope] = _Helpers(2 * self.max_workers, f"dbsec-{scope}")
+                # as many helpers as the window: with the fan-outs' own callers working too, every
+                # route still has requests waiting when a slot frees (the throttle's turns), and no
+                # more threads than that: each extra thread waiting on the window costs CPU at every
+                # hand-over (twice the window: ~10% more collector CPU and 1.47-1.64x the benchmark's
+                # bound against 1.31-1.42x, docs/benchmark-collection.md)
+                pool = self._fan_out_pools[scope] = _Helpers(self.max_workers, f"dbsec-{scope}")
             return pool
 
     def seed(self, key: tuple, value: Any, calls: list[dict]) -> None:
