@@ -55,3 +55,8 @@ def test_the_request_cost_benchmark_reads_through_the_recorded_client(monkeypatc
     res = request_cost.run(20)  # asserts inside: every request recorded, every answer 200
     assert res["requests"] == 20
     assert res["cpu_ms_per_request"] > 0 and res["wall_ms_per_request"] > 0  # measured, not judged
+    # as a collection sends: more threads than the window, each answer late
+    res = request_cost.run(24, threads=6, latency_ms=20, window=2)
+    assert res["requests"] == 24 and res["threads"] == 6
+    # two in flight at a time, 20 ms each: the window held (no faster than 2 / 20 ms)
+    assert res["requests_per_s"] <= 2 / 0.020 * 1.1
