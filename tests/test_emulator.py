@@ -752,6 +752,7 @@ def test_http_requests_are_parsed_as_http_server_would(fresh):
 
     assert _raw_exchange(fresh, b"GET /x\r\n\r\n", wait_close=True).startswith(b"HTTP/1.1 400 ")
     assert _raw_exchange(fresh, b"GET /x HTTP/2.0\r\n\r\n", wait_close=True).startswith(b"HTTP/1.1 505 ")
+    assert _raw_exchange(fresh, b"GET /x HTTP/abc\r\n\r\n", wait_close=True).startswith(b"HTTP/1.1 400 ")
     assert _raw_exchange(fresh, b"GET /x HTTP/1.1\r\nno colon here\r\n\r\n", wait_close=True).startswith(b"HTTP/1.1 400 ")
     many = b"GET /x HTTP/1.1\r\n" + b"".join(b"X-H%d: v\r\n" % i for i in range(101)) + b"\r\n"
     assert _raw_exchange(fresh, many, wait_close=True).startswith(b"HTTP/1.1 431 ")

@@ -245,8 +245,8 @@ class _Handler(BaseHTTPRequestHandler):
         version = words[-1]
         if len(words) != 3 or version not in ("HTTP/1.0", "HTTP/1.1"):
             self.request_version = "HTTP/1.0"  # an answer with a status line (HTTP/0.9 has none), then close
-            if len(words) == 3 and version.startswith("HTTP/") and version[5:6].isdigit() and version[5:6] != "1" \
-                    and version[5:6] != "0":
+            major = version[5:].split(".")[0] if version.startswith("HTTP/") else ""
+            if len(words) == 3 and major.isdigit() and int(major) >= 2:
                 self.send_error(505, f"Invalid HTTP version ({version[5:]})")
             else:
                 self.send_error(400, f"Bad request syntax ({self.requestline!r})")
