@@ -515,5 +515,6 @@ def _print_run(res: dict, *, timeline: bool) -> None:
                     print(f"  {host:8s} {route:48s} {r['requests']:6d} req {r['first_s']:6.1f}-{r['last_s']:6.1f} s "
                           f"429x{r['answered_429']:<3d} {r['per_s_by_step']}")
 
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -195,17 +195,8 @@ def paged(ctx: Ctx, items: list, key: str, *, size_param: str, token_param: str 
 
 
 def uc_paged(ctx: Ctx, items: list, key: str, render: Optional[Callable[[Any], Any]] = None) -> dict:
-    """UC lists: no max_results = everything at once (legacy); 0 = server page; n = min(n, cap).
-    ``render`` as in ``paged``: only the page's items are rendered (a schema's 10,000 tables are not
-    rendered again for each page of 50)."""
-    size = ctx.qint("max_results", minimum=0)
-    if size is None and not ctx.q("page_token"):
+    """UC lists: no max_results = everything at once (legacy); otherwise ``paged`` (0 = server page,
+    n = min(n, cap)), which renders only the page's items."""
+    if ctx.qint("max_results", minimum=0) is None and not ctx.q("page_token"):
         return {key: [render(i) for i in items] if render else items}
-    if not size:
-        size = ctx.default_page
-    size = min(size, ctx.max_page)
-    page, nxt = token_page(items, size, ctx.q("page_token"))
-    out: Dict[str, Any] = {key: [render(i) for i in page] if render else page}
-    if nxt:
-        out["next_page_token"] = nxt
-    return out
+    return paged(ctx, items, key, size_param="max_results", render=render)

@@ -189,10 +189,9 @@ class _RequestHeaders:
     """A request's headers: names case-insensitive, the first value of a repeated name wins (as
     ``email.message.Message.get``, what http.server would have given)."""
 
-    __slots__ = ("_items", "_first")
+    __slots__ = ("_first",)
 
     def __init__(self, items: List[tuple]):
-        self._items = items
         self._first: Dict[str, str] = {}
         for name, value in items:
             self._first.setdefault(name.lower(), value)
@@ -205,13 +204,6 @@ class _RequestHeaders:
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and name.lower() in self._first
-
-    def get_all(self, name: str, default=None):
-        found = [v for n, v in self._items if n.lower() == name.lower()]
-        return found or default
-
-    def items(self) -> List[tuple]:
-        return list(self._items)
 
 
 _MAX_HEADER_LINE, _MAX_HEADERS = 65536, 100  # http.client's limits
