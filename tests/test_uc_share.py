@@ -256,3 +256,27 @@ def test_an_isolated_securable_is_reused_only_where_it_is_bound(emulator, tenant
     # nothing asks bindings for an OPEN securable or for what it read itself
     assert not [p for (ws, p) in calls if ws == "ws1" and "/bindings/" in p]
     assert_read_only(emu)
+
+
+def test_a_catalog_s_grants_and_tags_are_read_as_soon_as_its_own_contents_are_listed(emulator, tenant):
+    # One worker: the requests come in the order the sections read. A catalog's grants (the
+    # rate-limited part) and column tags follow ITS listing, not every catalog's: on a big metastore
+    # listing all of them first held the grants back for minutes.
+    emu = emulator(tenant("uc_base"))
+    sections, requests = _run(emu, ["ws1"], workers=1)
+    assert all(s.status == "ok" for s in sections["ws1"].values())
+    first, second = [c["name"] for c in sections["ws1"]["uc"].data["catalogs"]][:2]
+    seq = [(r.path, r.query.get("catalog_name")) for r in requests]
+    second_listed = seq.index(("/api/2.1/unity-catalog/schemas", second))
+    assert seq.index((f"/api/2.1/unity-catalog/permissions/catalog/{first}", None)) < second_listed
+    assert seq.count(("/api/2.1/unity-catalog/schemas", second)) == 1  # uc_column_tags lists nothing again
+
+    # the column tags alone: the first catalog's before the second is listed
+    emu.clear_requests()
+    col, inv, _ = make_collector(emu, ["ws1"], account=False, workers=1)
+    col.ensure([("ws1", "uc_column_tags")])
+    assert inv.scope("ws1").section("uc_column_tags").status == "ok"
+    seq = [(r.path, r.query.get("catalog_name")) for r in emu.requests]
+    first_tag = next(i for i, (p, _) in enumerate(seq)
+                     if p.startswith(f"/api/2.1/unity-catalog/entity-tag-assignments/columns/{first}."))
+    assert first_tag < seq.index(("/api/2.1/unity-catalog/schemas", second))

@@ -146,8 +146,7 @@ def uc(w, ctx):
     summary_read = ctx.once(("uc summary", mid, origin),
                             lambda: {"summary": w.metastores.summary().as_dict(), "read_from": ctx.scope})
     summary = summary_read["summary"]
-    listing = _listing(w, ctx)
-    catalogs = listing["catalogs"]
+    catalogs = _catalogs(w, ctx)
     locations = _dicts(w.external_locations.list())
     credentials = _dicts(w.storage_credentials.list())
     # units of grants, each read once per metastore (and caller) whichever workspace asks first: the
@@ -155,7 +154,11 @@ def uc(w, ctx):
     units = ([("metastore", summary["metastore_id"], None)] + [("catalog", c["name"], c) for c in catalogs]
              + [("external_location", x["name"], x) for x in locations]
              + [("storage_credential", x["name"], x) for x in credentials])
-    reads = ctx.fan_out(lambda u: _unit_grants(w, ctx, mid, origin, u, listing), units)
+    reads = ctx.fan_out(lambda u: _unit_grants(w, ctx, mid, origin, u), units)
+    # every catalog's contents were read for its grants: these are the same reads, not new ones
+    contents = [_catalog_contents(w, ctx, mid, origin, c) for c in catalogs]
+    schemas = [s for c in contents for s in c["schemas"]]
+    tables = [t for c in contents for t in c["tables"]]
     grants: dict[str, list] = {}
     shared: dict[str, str] = _from(ctx, summary_read)
     for (kind, name, _), read in zip(units, reads):
@@ -163,40 +166,43 @@ def uc(w, ctx):
         part = "metastore" if kind != "catalog" else f"catalog/{name}"
         if read["read_from"] != ctx.scope:
             shared.setdefault(part, read["read_from"])
-    for name, who in listing["read_from"].items():
-        if who != ctx.scope:
-            shared.setdefault(f"catalog/{name}", who)
+    for c, content in zip(catalogs, contents):
+        if content["read_from"] != ctx.scope:
+            shared.setdefault(f"catalog/{c['name']}", content["read_from"])
     return {
         "assignment": assignment,
         "metastore": summary,
         "catalogs": catalogs,
-        "schemas": listing["schemas"],
-        "tables": listing["tables"],
+        "schemas": schemas,
+        "tables": tables,
         "external_locations": locations,
         "storage_credentials": credentials,
-        "grants": _ordered_grants(grants, summary, listing, locations, credentials),
+        "grants": _ordered_grants(grants, summary, catalogs, schemas, tables, locations, credentials),
         "read_via": "rest",
         "shared_from": dict(sorted(shared.items())),
     }
 
 
-def _ordered_grants(grants: dict, summary: dict, listing: dict, locations: list, credentials: list) -> dict:
+def _ordered_grants(grants: dict, summary: dict, catalogs: list, schemas: list, tables: list, locations: list,
+                    credentials: list) -> dict:
     """The grants in the order of a read from scratch: metastore, catalogs, schemas, tables, locations,
     credentials."""
-    keys = ([f"metastore/{summary['metastore_id']}"] + [f"catalog/{c['name']}" for c in listing["catalogs"]]
-            + [f"schema/{s['full_name']}" for s in listing["schemas"] if s.get("name") not in SYSTEM_SCHEMAS]
-            + [f"table/{t['full_name']}" for t in listing["tables"]]
+    keys = ([f"metastore/{summary['metastore_id']}"] + [f"catalog/{c['name']}" for c in catalogs]
+            + [f"schema/{s['full_name']}" for s in schemas if s.get("name") not in SYSTEM_SCHEMAS]
+            + [f"table/{t['full_name']}" for t in tables]
             + [f"external_location/{x['name']}" for x in locations]
             + [f"storage_credential/{x['name']}" for x in credentials])
     return {k: grants[k] for k in keys}
 
 
-def _unit_grants(w, ctx, mid: str, origin: str, unit: tuple, listing: dict) -> dict:
+def _unit_grants(w, ctx, mid: str, origin: str, unit: tuple) -> dict:
     """The direct grants of one unit (see ``uc``), read once per metastore and caller: ``{"grants":
-    {"<type>/<name>": [...]}, "read_from": <workspace that read them>}``."""
+    {"<type>/<name>": [...]}, "read_from": <workspace that read them>}``. A catalog's grants start as
+    soon as ITS schemas and tables are listed, not every catalog's: on a big metastore the listing is
+    minutes of paged reads, and the grants are the slow, rate-limited part."""
     kind, name, obj = unit
     if kind == "catalog":
-        content = listing["contents"][name]
+        content = _catalog_contents(w, ctx, mid, origin, obj)
         securables = ([("catalog", name)]
                       + [("schema", s["full_name"]) for s in content["schemas"]
                          if s.get("name") not in SYSTEM_SCHEMAS]
@@ -212,26 +218,12 @@ def _unit_grants(w, ctx, mid: str, origin: str, unit: tuple, listing: dict) -> d
                    None if obj is None else (kind, obj))
 
 
-def _listing(w, ctx) -> dict:
-    """Catalogs (as this workspace lists them) with their schemas and tables, read once per run: ``uc``
-    and ``uc_column_tags`` both start from it, so the column tags are read while ``uc`` is still
-    reading grants (the slow, rate-limited part) instead of after it. The contents of each catalog are
-    read once per metastore and caller (``_catalog_contents``): a catalog another workspace of the run
-    already read is not read again."""
-
-    def read():
-        assignment = _assignment(w, ctx)
-        mid = assignment["metastore_id"]
-        origin = share_origin(w, ctx, mid)
-        catalogs = _dicts(w.catalogs.list())
-        contents = ctx.fan_out(lambda c: _catalog_contents(w, ctx, mid, origin, c), catalogs)
-        return {"catalogs": catalogs,
-                "schemas": [s for c in contents for s in c["schemas"]],
-                "tables": [t for c in contents for t in c["tables"]],
-                "contents": {c["name"]: x for c, x in zip(catalogs, contents)},
-                "read_from": {c["name"]: x["read_from"] for c, x in zip(catalogs, contents)}}
-
-    return ctx.once(("uc listing", w.config.host), read)
+def _catalogs(w, ctx) -> list[dict]:
+    """The catalogs this workspace lists, read once per run: ``uc`` and ``uc_column_tags`` both start
+    from them. Each goes on to read each catalog's contents (``_catalog_contents``, once for both) and
+    then its grants or column tags, catalog by catalog, so the column tags are read while ``uc`` is
+    still reading grants, and neither waits for the listing of catalogs it is not at yet."""
+    return ctx.once(("uc catalogs", w.config.host), lambda: _dicts(w.catalogs.list()))
 
 
 def _catalog_contents(w, ctx, mid: str, origin: str, cat: dict) -> dict:
@@ -377,10 +369,10 @@ def uc_column_tags(w, ctx):
         return reader.column_tags()
     mid = assignment["metastore_id"]
     origin = share_origin(w, ctx, mid)
-    listing = _listing(w, ctx)
-    catalogs = listing["catalogs"]
-    reads = ctx.fan_out(lambda c: _catalog_tags(w, ctx, mid, origin, c, listing["contents"][c["name"]]["tables"]),
-                        catalogs)
+    catalogs = _catalogs(w, ctx)
+    reads = ctx.fan_out(
+        lambda c: _catalog_tags(w, ctx, mid, origin, c, _catalog_contents(w, ctx, mid, origin, c)["tables"]),
+        catalogs)
     tags: dict[str, list] = {}
     vanished: list[str] = []
     shared: dict[str, str] = {}
