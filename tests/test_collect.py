@@ -329,6 +329,35 @@ def test_fan_outs_nest_without_deadlock_keep_order_and_stop_after_a_failure():
         SECTIONS.pop("t_fan_failing", None)
 
 
+def test_a_failure_in_a_nested_fan_out_names_the_call_that_failed(demo):
+    """The reason names the failing call, not the outer thread's last one. An inner fan-out's item may
+    run on a helper thread; the helper marks the error with its own call (``dbsec_call``), and the
+    outer fan-out must keep that, though its own thread's last call was a listing that succeeded."""
+    from pytest_dbsec.collect import SECTIONS, section
+
+    denied = {"method": "GET", "path": "/api/2.1/unity-catalog/entity-tag-assignments/columns/c.s.t.x/tags",
+              "status": 403}
+
+    @section("t_fan_inner_call", "workspace")
+    def outer(w, ctx):
+        def catalog(i):
+            w.api_client.do("GET", "/api/2.1/unity-catalog/catalogs")  # this thread's last call: a 200
+            err = RuntimeError("denied by the test")
+            err.dbsec_call = denied  # as a helper of an inner fan-out marks it
+            raise err
+
+        return ctx.fan_out(catalog, range(2))
+
+    try:
+        collector, inv, _ = make_collector(demo, ["prod"], account=False, workers=2)
+        collector.ensure([("prod", "t_fan_inner_call")])
+        sec = inv.workspaces["prod"].section("t_fan_inner_call")
+        assert sec.status == "error"
+        assert sec.error.startswith(f"GET {denied['path']} -> 403: RuntimeError: denied by the test"), sec.error
+    finally:
+        SECTIONS.pop("t_fan_inner_call", None)
+
+
 def test_a_fan_out_started_late_gets_helpers_while_earlier_fan_outs_still_run():
     """The scope's helpers take turns between fan-outs: fan-outs that started first (the 10,000
     column tags) must not keep every helper until they are empty while a later one (the grants, on

@@ -239,8 +239,11 @@ class Context:
             try:
                 results[i] = func(items[i])
             except Exception as e:
-                # the shared log's last call may be another thread's: name the one that failed
-                e.dbsec_call = getattr(connect._recorder, "last", None)
+                # the shared log's last call may be another thread's: name the one that failed. A
+                # failure from a nested fan-out already names it (its item may have run on a helper,
+                # and this thread's last call -- a listing, say -- is not the one that failed)
+                if getattr(e, "dbsec_call", None) is None:
+                    e.dbsec_call = getattr(connect._recorder, "last", None)
                 with lock:
                     failed.append((i, e))
             finally:
