@@ -94,5 +94,6 @@ def main(argv=None) -> int:
           f"wall per request ({how})")
     return 0
 
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -370,9 +370,7 @@ def uc_column_tags(w, ctx):
     mid = assignment["metastore_id"]
     origin = share_origin(w, ctx, mid)
     catalogs = _catalogs(w, ctx)
-    reads = ctx.fan_out(
-        lambda c: _catalog_tags(w, ctx, mid, origin, c, _catalog_contents(w, ctx, mid, origin, c)["tables"]),
-        catalogs)
+    reads = ctx.fan_out(lambda c: _catalog_tags(w, ctx, mid, origin, c), catalogs)
     tags: dict[str, list] = {}
     vanished: list[str] = []
     shared: dict[str, str] = {}
@@ -385,9 +383,10 @@ def uc_column_tags(w, ctx):
             "shared_from": dict(sorted(shared.items()))}
 
 
-def _catalog_tags(w, ctx, mid: str, origin: str, catalog: dict, tables: list[dict]) -> dict:
-    """The tags of the unmasked columns of one catalog, read once per metastore and caller."""
-    columns = unmasked_columns([catalog], tables)
+def _catalog_tags(w, ctx, mid: str, origin: str, catalog: dict) -> dict:
+    """The tags of the unmasked columns of one catalog, read once per metastore and caller, as soon as
+    the catalog is listed (as ``_unit_grants``)."""
+    columns = unmasked_columns([catalog], _catalog_contents(w, ctx, mid, origin, catalog)["tables"])
 
     def tags_of(full: str):
         try:
